@@ -1,0 +1,162 @@
+"""From a resolved configuration to a Stable-Baselines3 model, and back from a saved one.
+
+The policy block of a preset is plain data. ``extractor: quantum`` puts a
+:class:`~qrl.extractors.QuantumExtractor` in front of SB3's heads and passes it the circuit
+options; every other key is an argument of SB3's policy class (``net_arch``,
+``activation_fn`` by name, ``ortho_init``, ...).
+"""
+
+from __future__ import annotations
+
+import inspect
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from stable_baselines3 import A2C, DDPG, DQN, PPO, SAC, TD3
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.torch_layers import FlattenExtractor
+from stable_baselines3.common.utils import LinearSchedule
+from stable_baselines3.common.vec_env import VecEnv
+from torch import nn
+
+from qrl.errors import QrlError, lookup
+from qrl.extractors import QuantumExtractor
+from qrl.observations import n_raw_features
+from qrl.presets import RunConfig
+
+ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
+    "ppo": PPO,
+    "a2c": A2C,
+    "dqn": DQN,
+    "sac": SAC,
+    "td3": TD3,
+    "ddpg": DDPG,
+}
+
+EXTRACTORS: dict[str, type] = {"flatten": FlattenExtractor, "quantum": QuantumExtractor}
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "leaky_relu": nn.LeakyReLU,
+}
+
+# Hyperparameters whose value may be a linear schedule written "lin_<initial value>".
+SCHEDULED = ("learning_rate", "clip_range", "clip_range_vf")
+
+# Arguments that qrl sets itself, or that are not plain data.
+_NOT_HYPER = {"self", "policy", "env", "policy_kwargs", "seed", "tensorboard_log", "verbose"}
+_NOT_POLICY = {
+    "self",
+    "observation_space",
+    "action_space",
+    "lr_schedule",
+    "features_extractor_class",
+    "features_extractor_kwargs",
+    "optimizer_class",
+}
+
+
+def algorithm_class(name: str) -> type[BaseAlgorithm]:
+    """The SB3 algorithm class registered under ``name``."""
+    return lookup(ALGORITHMS, str(name).lower(), "algorithm")
+
+
+def _parameters(func: Any) -> list[str]:
+    return [
+        n
+        for n, p in inspect.signature(func).parameters.items()
+        if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and not n.startswith("_")
+    ]
+
+
+def hyperparameter_names(algorithm: str) -> list[str]:
+    """Arguments of the algorithm's constructor that a preset may set."""
+    return [n for n in _parameters(algorithm_class(algorithm).__init__) if n not in _NOT_HYPER]
+
+
+def policy_option_names(algorithm: str, extractor: str = "flatten") -> list[str]:
+    """Keys a policy block may hold for this algorithm and extractor."""
+    policy_cls = algorithm_class(algorithm).policy_aliases["MlpPolicy"]
+    names = [n for n in _parameters(policy_cls.__init__) if n not in _NOT_POLICY]
+    names.append("extractor")
+    if lookup(EXTRACTORS, extractor, "extractor") is QuantumExtractor:
+        names += [n for n in _parameters(QuantumExtractor.__init__) if n != "observation_space"]
+    return names
+
+
+def policy_kwargs(policy: dict[str, Any]) -> dict[str, Any]:
+    """SB3 ``policy_kwargs`` from a preset's policy block."""
+    options = dict(policy)
+    extractor = options.pop("extractor", "flatten")
+    extractor_cls = lookup(EXTRACTORS, extractor, "extractor")
+    circuit_keys = set(inspect.signature(QuantumExtractor.__init__).parameters)
+    kwargs: dict[str, Any] = {}
+    extractor_kwargs: dict[str, Any] = {}
+    for key, value in options.items():
+        if extractor_cls is QuantumExtractor and key in circuit_keys:
+            extractor_kwargs[key] = value
+        elif key == "activation_fn" and isinstance(value, str):
+            kwargs[key] = lookup(ACTIVATIONS, value, "activation_fn")
+        else:
+            kwargs[key] = value
+    if extractor_cls is QuantumExtractor:
+        kwargs["features_extractor_class"] = QuantumExtractor
+        kwargs["features_extractor_kwargs"] = extractor_kwargs
+    return kwargs
+
+
+def schedule(value: Any) -> Any:
+    """Turn ``"lin_3e-3"`` into SB3's linear schedule from 3e-3 to 0; other values pass."""
+    if isinstance(value, str) and value.startswith("lin_"):
+        try:
+            start = float(value[4:])
+        except ValueError:
+            raise QrlError(f"bad schedule {value!r}: write lin_<number>, e.g. lin_3e-3") from None
+        return LinearSchedule(start, 0.0, 1.0)
+    return value
+
+
+def build_model(config: RunConfig, env: VecEnv) -> BaseAlgorithm:
+    """Create the SB3 model a configuration describes.
+
+    :param config: the resolved run configuration
+    :param env: the training environments
+    :return: an untrained model
+    """
+    algo = algorithm_class(config.algorithm)
+    hyper = {k: schedule(v) if k in SCHEDULED else v for k, v in config.hyperparameters.items()}
+    kwargs = policy_kwargs(config.policy)
+    if kwargs.get("features_extractor_class") is QuantumExtractor:
+        n_raw_features(env.observation_space)  # a clear error before SB3's own checks
+    try:
+        return algo("MlpPolicy", env, policy_kwargs=kwargs, seed=config.seed, verbose=0, **hyper)
+    except (TypeError, ValueError, AssertionError, NotImplementedError) as exc:
+        raise QrlError(
+            f"cannot build {config.algorithm} for {config.env_id} with agent "
+            f"{config.agent!r}: {exc}"
+        ) from exc
+
+
+def load_model(path: str | Path, algorithm: str, env: VecEnv | None = None) -> BaseAlgorithm:
+    """Load a saved model, with a clear error for a missing or corrupted file.
+
+    :param path: the model's .zip file
+    :param algorithm: the registered algorithm it was trained with
+    :param env: environments to attach (needed to continue training)
+    :return: the model
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise QrlError(f"model file {path} does not exist")
+    algo = algorithm_class(algorithm)
+    try:
+        return algo.load(path, env=env, device="auto")
+    except (zipfile.BadZipFile, EOFError, KeyError, RuntimeError, ValueError, OSError) as exc:
+        raise QrlError(
+            f"model file {path} is corrupted or is not a saved {algorithm} model "
+            f"({type(exc).__name__}: {exc})"
+        ) from None

@@ -1,0 +1,142 @@
+"""SB3 callbacks: a progress bar on stderr and the ``quantum/`` TensorBoard namespace."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import HParam
+from tqdm import tqdm
+
+from qrl.extractors import QuantumExtractor, parameter_counts, quantum_extractors
+
+_TB_ONLY = ("stdout", "log", "json", "csv")
+
+
+class ProgressBar(BaseCallback):
+    """A tqdm bar over environment steps, on stderr so stdout stays for the run path.
+
+    :param total: the run's total timesteps
+    """
+
+    def __init__(self, total: int) -> None:
+        super().__init__()
+        self.total = total
+        self.bar: tqdm | None = None
+
+    def _on_training_start(self) -> None:
+        self.bar = tqdm(
+            total=self.total,
+            initial=self.model.num_timesteps,
+            file=sys.stderr,
+            unit="step",
+            dynamic_ncols=True,
+            mininterval=0.5,
+        )
+
+    def _on_step(self) -> bool:
+        assert self.bar is not None
+        # Rollouts may overshoot the budget by a few steps; the bar stops at its total.
+        self.bar.update(min(self.training_env.num_envs, self.total - self.bar.n))
+        buffer = self.model.ep_info_buffer
+        if buffer and self.n_calls % 50 == 0:
+            self.bar.set_postfix(
+                ep_return=f"{np.mean([e['r'] for e in buffer]):.1f}", refresh=False
+            )
+        return True
+
+    def _on_training_end(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the bar (also when training stops on an interruption)."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class QuantumLogger(BaseCallback):
+    """Log the circuits of a policy under ``quantum/`` in TensorBoard.
+
+    Once at the start: the circuit drawing, executor, qubit count, parameter counts and the
+    hyperparameters (as TensorBoard hparams). After every rollout: norms of the circuit
+    weights and of their gradients (mean over the minibatches of the last update), mean
+    input and output scales, and the number of circuits executed.
+
+    :param hparams: flat run configuration to log as hyperparameters
+    """
+
+    def __init__(self, hparams: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        self.hparams = dict(hparams or {})
+        self.extractors: list[tuple[str, QuantumExtractor]] = []
+        self._grad_sums: dict[str, list[float]] = {}
+        self._handles: list[Any] = []
+
+    def _key(self, path: str, name: str) -> str:
+        if len(self.extractors) > 1:
+            return f"quantum/{path}/{name}"
+        return f"quantum/{name}"
+
+    def _on_training_start(self) -> None:
+        from qrl.pennylane_executor import draw
+
+        self.extractors = list(quantum_extractors(self.model, trainable_only=True))
+        for path, extractor in self.extractors:
+            drawing = "\n".join("    " + line for line in draw(extractor.circuit).splitlines())
+            self.logger.record(self._key(path, "circuit"), drawing, exclude=_TB_ONLY)
+            self.logger.record(
+                self._key(path, "executor"), extractor.executor_name, exclude=_TB_ONLY
+            )
+            self.logger.record(self._key(path, "n_qubits"), extractor.circuit.n_qubits)
+            for name, param in extractor.named_parameters():
+                self._hook(self._key(path, f"grad_norm/{name}"), param)
+        for kind, count in parameter_counts(self.model).items():
+            self.logger.record(f"quantum/parameters_{kind}", count)
+        if self.hparams:
+            metrics = {"rollout/ep_rew_mean": 0.0}
+            self.logger.record("hparams", HParam(self.hparams, metrics), exclude=_TB_ONLY)
+        self.logger.dump(self.model.num_timesteps)
+
+    def _hook(self, key: str, param: torch.nn.Parameter) -> None:
+        sums = self._grad_sums.setdefault(key, [0.0, 0.0])
+
+        def record(p: torch.Tensor) -> None:
+            if p.grad is not None:
+                sums[0] += float(p.grad.norm())
+                sums[1] += 1
+
+        self._handles.append(param.register_post_accumulate_grad_hook(record))
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        for path, extractor in self.extractors:
+            for name, param in extractor.named_parameters():
+                self.logger.record(
+                    self._key(path, f"weight_norm/{name}"), float(param.detach().norm())
+                )
+            if extractor.input_scale is not None:
+                value = float(extractor.input_scale.detach().mean())
+                self.logger.record(self._key(path, "input_scale_mean"), value)
+            if extractor.output_scale is not None:
+                value = float(extractor.output_scale.detach().mean())
+                self.logger.record(self._key(path, "output_scale_mean"), value)
+        for key, sums in self._grad_sums.items():
+            if sums[1]:
+                self.logger.record(key, sums[0] / sums[1])
+                sums[0] = sums[1] = 0.0
+        executions = sum(e.circuit_executions for _, e in quantum_extractors(self.model))
+        calls = sum(e.circuit_calls for _, e in quantum_extractors(self.model))
+        self.logger.record("quantum/circuit_executions", executions)
+        self.logger.record("quantum/circuit_calls", calls)
+
+    def _on_training_end(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()

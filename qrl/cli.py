@@ -1,0 +1,173 @@
+"""The ``qrl`` command: a thin layer over :mod:`qrl.experiment`.
+
+Progress and messages go to stderr; stdout carries results (the run folder's path after
+``train``, the evaluation after ``evaluate``) so commands compose in a shell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any
+
+from qrl.errors import QrlError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qrl", description="Reinforcement learning with quantum policies."
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train an agent into a run folder, then evaluate it")
+    train.add_argument("--agent", help="agent preset name or YAML path (see `qrl presets`)")
+    train.add_argument("--env", help="env preset name or YAML path, or any Gymnasium id")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--timesteps", type=int, help="training budget (env preset's by default)")
+    train.add_argument("--executor", help="circuit executor: torch (default) or a PennyLane device")
+    train.add_argument("--run-dir", help="run folder (default runs/<env>-<agent>-s<seed>-<time>)")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, e.g. policy.n_layers=3 or hyperparameters.learning_rate=1e-3",
+    )
+    train.add_argument("--resume", metavar="RUN", help="continue an interrupted run")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    ev = sub.add_parser("evaluate", help="evaluate a run folder or a saved model")
+    ev.add_argument("target", metavar="RUN_OR_MODEL")
+    ev.add_argument("--episodes", type=int, help="episodes (env preset's, usually 100)")
+    ev.add_argument("--executor", help="run the circuit on this executor (e.g. default.qubit)")
+    ev.add_argument("--shots", type=int, help="shots per circuit for a PennyLane executor")
+    ev.add_argument("--seed", type=int, help="seed of the evaluation environments")
+    ev.add_argument("--stochastic", action="store_true", help="sample actions")
+    ev.add_argument("--json", action="store_true", help="print the full result as JSON")
+    ev.add_argument("--video", metavar="DIR", help="record every episode as MP4 into DIR")
+    ev.add_argument("--env", help="task of a model file that is not in a run folder")
+    ev.add_argument("--algo", default="ppo", help="algorithm of such a model file (default ppo)")
+
+    sub.add_parser("presets", help="list agent and env presets")
+    return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    from qrl.experiment import resume, train
+
+    if args.resume:
+        extra = [n for n in ("agent", "env", "executor", "run_dir") if getattr(args, n)]
+        if extra or args.overrides:
+            raise QrlError(
+                "--resume continues a run as configured; drop "
+                + ", ".join(
+                    f"--{n.replace('_', '-')}" for n in extra + (["set"] if args.overrides else [])
+                )
+            )
+        run = resume(args.resume, timesteps=args.timesteps, progress=not args.no_progress)
+    else:
+        if not args.agent or not args.env:
+            raise QrlError("qrl train needs --agent and --env (or --resume RUN)")
+        run = train(
+            args.agent,
+            args.env,
+            seed=args.seed,
+            timesteps=args.timesteps,
+            executor=args.executor,
+            overrides=args.overrides,
+            run_dir=args.run_dir,
+            progress=not args.no_progress,
+            command=shlex.join(["qrl", *sys.argv[1:]]),
+        )
+    status = run.status()
+    if status.get("status") == "interrupted":
+        print(
+            f"interrupted after {status['num_timesteps']} steps; saved. "
+            f"Continue with: qrl train --resume {run.path}",
+            file=sys.stderr,
+        )
+        print(run.path)
+        return 130
+    result = run.evaluation()
+    if result is not None:
+        print(_summary(result), file=sys.stderr)
+    print(run.path)
+    return 0
+
+
+def _summary(result: dict[str, Any]) -> str:
+    line = (
+        f"{result['env']} {result['agent']} ({result['executor'] or 'classical'}): "
+        f"return {result['mean_return']:.1f} +/- {result['std_return']:.1f} "
+        f"[{result['min_return']:.1f}, {result['max_return']:.1f}], "
+        f"length {result['mean_length']:.1f} +/- {result['std_length']:.1f} "
+        f"[{result['min_length']}, {result['max_length']}] over {result['episodes']} episodes"
+    )
+    if "solved" in result:
+        line += f"; solved (>= {result['solved_threshold']}): {'yes' if result['solved'] else 'no'}"
+    return line
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from qrl.experiment import evaluate
+
+    options = {"shots": args.shots} if args.shots else None
+    if options and not args.executor:
+        raise QrlError("--shots needs a PennyLane --executor, e.g. --executor default.qubit")
+    result = evaluate(
+        args.target,
+        episodes=args.episodes,
+        executor=args.executor,
+        executor_options=options,
+        seed=args.seed,
+        deterministic=not args.stochastic,
+        video=args.video,
+        env=args.env,
+        algorithm=args.algo,
+    )
+    print(json.dumps(result, indent=2) if args.json else _summary(result))
+    return 0
+
+
+def _presets(args: argparse.Namespace) -> int:
+    from qrl.presets import preset_descriptions
+
+    for kind in ("agents", "envs"):
+        print(f"{kind}:")
+        rows = preset_descriptions(kind)
+        width = max(len(name) for name, _ in rows)
+        for name, description in rows:
+            print(f"  {name:<{width}}  {description}")
+    return 0
+
+
+def _sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # stop like Ctrl-C, so the run saves what it trained
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``qrl`` command."""
+    args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _sigterm)
+    commands = {"train": _train, "evaluate": _evaluate, "presets": _presets}
+    try:
+        return commands[args.command](args)
+    except QrlError as exc:
+        if args.debug:
+            raise
+        print(f"qrl: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("qrl: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""Quantum features extractors: where a variational circuit enters a Stable-Baselines3 policy.
+
+:class:`QuantumExtractor` is a ``BaseFeaturesExtractor``, so any SB3 algorithm that takes
+``features_extractor_class`` (PPO, A2C, DQN, ...) runs it; SB3's usual heads
+(``net_arch``) post-process the measured expectation values. Its keyword arguments are
+plain data, so a saved model restores with ``PPO.load`` once ``qrl`` is importable.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import gymnasium as gym
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
+
+from qrl.circuits import make_circuit
+from qrl.errors import QrlError, lookup
+from qrl.executors import Executor, make_executor
+from qrl.observations import ObservationEncoder, is_discrete, n_raw_features
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class QuantumExtractor(BaseFeaturesExtractor):
+    """Observation -> encoded angles -> variational circuit -> scaled expectation values.
+
+    :param observation_space: the environment's observation space
+    :param circuit: registered circuit name ("unentangled", "entangled")
+    :param n_layers: variational layers
+    :param encoding: "auto" (basis for Discrete/MultiBinary spaces, else "rx"), "rx", "ry",
+        "euler" (three features per qubit, after a Hadamard) or "basis"
+    :param rotations: axes of the trainable rotations of each layer, e.g. "zyz"
+    :param observables: Paulis measured on every qubit
+    :param reupload: encode the inputs again in every layer
+    :param entangler: for the entangled circuit, "cnot" or "cz"
+    :param n_qubits: qubits to use; by default just enough for the selected features
+    :param features: indices of the observation features to encode; all by default
+    :param squash: how Box features become angles (see :class:`ObservationEncoder`)
+    :param output_scaling: multiply each expectation value by a trainable scale
+    :param executor: "torch" or a PennyLane device name
+    :param executor_options: options of the PennyLane executor (diff_method, shots, ...)
+    :param dtype: "float32" or "float64": the precision of the circuit simulation
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        circuit: str = "unentangled",
+        n_layers: int = 2,
+        encoding: str = "auto",
+        rotations: str = "zyz",
+        observables: Sequence[str] = ("X", "Y", "Z"),
+        reupload: bool = True,
+        entangler: str | None = None,
+        n_qubits: int | None = None,
+        features: Sequence[int] | None = None,
+        squash: str = "arctan",
+        output_scaling: bool = True,
+        executor: str = "torch",
+        executor_options: Mapping[str, Any] | None = None,
+        dtype: str = "float32",
+    ) -> None:
+        if encoding == "auto":
+            encoding = "basis" if is_discrete(observation_space) else "rx"
+        elif encoding == "basis" and not is_discrete(observation_space):
+            raise QrlError(
+                f"basis encoding needs a Discrete or MultiBinary space, not {observation_space}"
+            )
+        per_qubit = 3 if encoding == "euler" else 1
+        n_features = len(features) if features is not None else n_raw_features(observation_space)
+        if n_qubits is None:
+            n_qubits = max(1, math.ceil(n_features / per_qubit))
+        circuit_kwargs: dict[str, Any] = dict(
+            n_layers=n_layers,
+            encoding=encoding,
+            rotations=rotations,
+            observables=tuple(observables),
+            reupload=reupload,
+        )
+        if entangler is not None:
+            circuit_kwargs["entangler"] = entangler
+        spec = make_circuit(circuit, n_qubits, **circuit_kwargs)
+        if spec.entangling and n_qubits > 20:
+            raise QrlError(
+                f"{n_qubits} qubits are too many to simulate an entangled circuit "
+                "(2^n amplitudes); select features or use the 'unentangled' circuit"
+            )
+        super().__init__(observation_space, features_dim=spec.n_outputs)
+        self.circuit = spec
+        self.dtype = lookup(DTYPES, dtype, "dtype")
+        self.encoder = ObservationEncoder(observation_space, n_qubits, per_qubit, squash, features)
+        init = spec.init_weights(dtype=self.dtype)
+        self.theta = nn.Parameter(init["theta"])
+        self.input_scale = nn.Parameter(init["input_scale"]) if "input_scale" in init else None
+        ones = torch.ones(spec.n_outputs, dtype=self.dtype)
+        self.output_scale = nn.Parameter(ones) if output_scaling else None
+        self.executor_name = executor
+        self.executor_options = dict(executor_options or {})
+        self._executor: Executor | None = make_executor(executor, self.executor_options)
+        # Circuits run so far in this process (one per sample), and batched calls.
+        self.circuit_executions = 0
+        self.circuit_calls = 0
+
+    @property
+    def executor(self) -> Executor:
+        """The executor that runs the circuit (built on first use after unpickling)."""
+        if self._executor is None:
+            self._executor = make_executor(self.executor_name, self.executor_options)
+        return self._executor
+
+    def set_executor(self, name: str, options: Mapping[str, Any] | None = None) -> None:
+        """Run the same weights on another executor from now on.
+
+        :param name: "torch" or a PennyLane device name
+        :param options: executor options
+        """
+        self._executor = make_executor(name, options)
+        self.executor_name = name
+        self.executor_options = dict(options or {})
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The circuit's weights by name, as :meth:`Circuit.angles` takes them."""
+        out: dict[str, torch.Tensor] = {"theta": self.theta}
+        if self.input_scale is not None:
+            out["input_scale"] = self.input_scale
+        return out
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        """Expectation values (times output scales) for a batch of observations."""
+        inputs = self.encoder(observations).to(self.dtype)
+        values = self.executor(self.circuit, self.circuit.angles(inputs, self.weights()))
+        self.circuit_calls += 1
+        self.circuit_executions += observations.shape[0]
+        if self.output_scale is not None:
+            values = values * self.output_scale
+        return values.to(torch.float32)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_executor"] = None  # QNodes and devices are rebuilt, never pickled
+        return state
+
+
+def quantum_extractors(
+    model: BaseAlgorithm | BasePolicy, trainable_only: bool = False
+) -> Iterator[tuple[str, QuantumExtractor]]:
+    """The quantum extractors of a model or policy, with their module paths.
+
+    :param model: an SB3 algorithm or policy
+    :param trainable_only: skip target networks, which are never trained directly
+    """
+    policy = model.policy if isinstance(model, BaseAlgorithm) else model
+    for path, module in policy.named_modules():
+        if isinstance(module, QuantumExtractor):
+            if trainable_only and "target" in path:
+                continue
+            yield path, module
+
+
+def set_executor(
+    model: BaseAlgorithm | BasePolicy, name: str, options: Mapping[str, Any] | None = None
+) -> int:
+    """Switch every quantum extractor of a model to another executor.
+
+    :param model: an SB3 algorithm or policy
+    :param name: "torch" or a PennyLane device name
+    :param options: executor options
+    :return: the number of extractors switched (0 for a classical policy)
+    """
+    count = 0
+    for _, extractor in quantum_extractors(model):
+        extractor.set_executor(name, options)
+        count += 1
+    if count == 0 and name != "torch":
+        raise QrlError(f"executor {name!r} given, but this policy has no quantum circuit")
+    return count
+
+
+def parameter_counts(model: BaseAlgorithm | BasePolicy) -> dict[str, int]:
+    """Trainable parameters of a policy: quantum (circuit + scales), classical, total.
+
+    Target networks are not counted: they are copies, not trained parameters.
+    """
+    policy = model.policy if isinstance(model, BaseAlgorithm) else model
+    quantum_ids = {id(p) for _, e in quantum_extractors(policy) for p in e.parameters()}
+    quantum = classical = 0
+    for name, p in policy.named_parameters():
+        if not p.requires_grad or "target" in name:
+            continue
+        if id(p) in quantum_ids:
+            quantum += p.numel()
+        else:
+            classical += p.numel()
+    return {"quantum": quantum, "classical": classical, "total": quantum + classical}

@@ -1,0 +1,127 @@
+"""Run a :class:`~qrl.circuits.Circuit` on any PennyLane device, broadcasting over the batch.
+
+The same description and the same angles as the torch simulator; PennyLane is what reaches
+shots, noise models and hardware, and it is the reference the simulator is tested against.
+One QNode call runs a whole batch (parameter broadcasting), never one call per sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from qrl.circuits import Circuit
+from qrl.errors import QrlError, choices_hint
+
+_GATES = {"H", "RX", "RY", "RZ", "CNOT", "CZ"}
+
+
+def available_devices() -> list[str]:
+    """Names of the PennyLane devices installed (through plugins) on this machine."""
+    import pennylane as qml
+
+    return sorted(qml.plugin_devices)
+
+
+def apply_moments(circuit: Circuit, angles: list[Any]) -> None:
+    """Queue the circuit's gates inside a PennyLane quantum function."""
+    import pennylane as qml
+
+    ops = {"RX": qml.RX, "RY": qml.RY, "RZ": qml.RZ}
+    for moment, theta in zip(circuit.moments, angles, strict=True):
+        gate = moment.gate
+        if gate == "H":
+            for q in range(circuit.n_qubits):
+                qml.Hadamard(wires=q)
+        elif gate in ops:
+            for q in range(circuit.n_qubits):
+                ops[gate](theta[..., q], wires=q)
+        elif gate == "CNOT":
+            for c, t in moment.pairs:
+                qml.CNOT(wires=[c, t])
+        elif gate == "CZ":
+            for c, t in moment.pairs:
+                qml.CZ(wires=[c, t])
+        else:
+            raise ValueError(f"gate {gate} is not among {sorted(_GATES)}")
+
+
+def measurements(circuit: Circuit) -> list[Any]:
+    """Expectation values of the circuit's readout, in output order."""
+    import pennylane as qml
+
+    paulis = {"X": qml.PauliX, "Y": qml.PauliY, "Z": qml.PauliZ}
+    return [qml.expval(paulis[p](q)) for p, q in circuit.readout()]
+
+
+class PennyLaneExecutor:
+    """Executor for a PennyLane device chosen by name.
+
+    :param device: a PennyLane device name, e.g. "default.qubit" or "lightning.qubit"
+    :param diff_method: PennyLane's differentiation method ("best", "backprop", "adjoint",
+        "parameter-shift", ...)
+    :param shots: None for exact expectations, or a number of shots
+    :param device_options: extra keyword arguments of ``qml.device``
+    """
+
+    def __init__(
+        self,
+        device: str,
+        diff_method: str = "best",
+        shots: int | None = None,
+        device_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        devices = available_devices()
+        if device not in devices:
+            raise QrlError(
+                f"unknown executor {device!r}; use 'torch' or a PennyLane device "
+                f"({choices_hint(device, devices)})"
+            )
+        self.name = device
+        self.diff_method = diff_method
+        self.shots = shots
+        self.device_options = dict(device_options or {})
+        self._qnodes: dict[Circuit, Any] = {}
+
+    def qnode(self, circuit: Circuit) -> Any:
+        """The (cached) QNode that runs ``circuit`` on this device."""
+        if circuit not in self._qnodes:
+            import pennylane as qml
+
+            dev = qml.device(self.name, wires=circuit.n_qubits, **self.device_options)
+
+            def qfunc(*angles: Any) -> list[Any]:
+                apply_moments(circuit, list(angles))
+                return measurements(circuit)
+
+            self._qnodes[circuit] = qml.QNode(
+                qfunc, dev, interface="torch", diff_method=self.diff_method, shots=self.shots
+            )
+        return self._qnodes[circuit]
+
+    def __call__(self, circuit: Circuit, angles: list[torch.Tensor | None]) -> torch.Tensor:
+        """Run ``circuit`` with per-moment angles; see :class:`~qrl.simulator.TorchSimulator`."""
+        ref = next(a for a in angles if a is not None)
+        batch = max(a.shape[0] if a.dim() == 2 else 1 for a in angles if a is not None)
+        result = self.qnode(circuit)(*angles)
+        out = torch.stack([torch.as_tensor(r) for r in result], dim=-1)
+        out = out.reshape(batch, circuit.n_outputs)
+        return out.to(device=ref.device, dtype=ref.dtype)
+
+
+def draw(circuit: Circuit) -> str:
+    """Text drawing of the circuit, gate names without values."""
+    import pennylane as qml
+
+    dev = qml.device("default.qubit", wires=circuit.n_qubits)
+
+    def qfunc(*angles: Any) -> list[Any]:
+        apply_moments(circuit, list(angles))
+        return measurements(circuit)
+
+    inputs = torch.zeros(circuit.n_qubits, circuit.features_per_qubit)
+    weights = {k: torch.zeros(s) for k, s in circuit.weight_shapes.items()}
+    angles = circuit.angles(inputs, weights)
+    return str(qml.draw(qml.QNode(qfunc, dev), decimals=None)(*angles))

@@ -1,0 +1,25 @@
+"""Learning tests: minutes each, run with ``pytest -m slow``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import qrl
+
+
+@pytest.mark.slow
+def test_unentangled_agent_solves_cartpole(tmp_path: Path):
+    run = qrl.train("unentangled", "CartPole-v1", seed=0, run_dir=tmp_path / "run", progress=False)
+    result = run.evaluation()
+    assert result is not None and result["episodes"] == 100
+    assert result["parameters"]["total"] < 200
+    assert result["mean_return"] >= 475
+
+
+@pytest.mark.slow
+def test_mlp_baseline_learns_cartpole(tmp_path: Path):
+    run = qrl.train("mlp", "CartPole-v1", seed=0, run_dir=tmp_path / "run", progress=False)
+    result = run.evaluation()
+    assert result is not None and result["mean_return"] >= 400
