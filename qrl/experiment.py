@@ -37,7 +37,7 @@ from qrl.callbacks import ProgressBar, QuantumLogger
 from qrl.envs import make_envs, make_video_env
 from qrl.errors import QrlError
 from qrl.extractors import parameter_counts, quantum_extractors, set_executor
-from qrl.presets import RunConfig, load_env_preset, read_yaml, resolve_config
+from qrl.presets import RunConfig, load_env_preset, read_yaml, resolve_config, task_settings
 
 EVAL_SEED_OFFSET = 10_000  # evaluation episodes start from states training never saw
 _PACKAGES = ("qrl", "torch", "stable-baselines3", "sb3-contrib", "pennylane", "gymnasium", "numpy")
@@ -376,17 +376,8 @@ def evaluate(
     if config is None:
         if env is None:
             raise QrlError(f"{model_path} is not inside a run folder: pass --env (and --algo)")
-        env_name, env_data = load_env_preset(env)
-        config = RunConfig(
-            agent=model_path.stem,
-            env=env_name,
-            env_id=env_data["id"],
-            algorithm=algorithm,
-            n_envs=int(env_data.get("n_envs", 1)),
-            eval_episodes=int(env_data.get("eval_episodes", 100)),
-            solved=env_data.get("solved"),
-            env_kwargs=dict(env_data.get("env_kwargs") or {}),
-        )
+        task = task_settings(*load_env_preset(env))
+        config = RunConfig(agent=model_path.stem, algorithm=algorithm, **task)
     elif env is not None:
         raise QrlError("--env is only for model files outside a run folder")
     model = load_model(model_path, config.algorithm)

@@ -182,6 +182,19 @@ def load_env_preset(name: str) -> tuple[str, dict[str, Any]]:
     return path.stem, data
 
 
+def task_settings(env_name: str, env_data: Mapping[str, Any]) -> dict[str, Any]:
+    """The :class:`RunConfig` fields an env preset sets."""
+    return {
+        "env": env_name,
+        "env_id": str(env_data["id"]),
+        "timesteps": int(env_data.get("timesteps", 100_000)),
+        "n_envs": int(env_data.get("n_envs", 1)),
+        "eval_episodes": int(env_data.get("eval_episodes", 100)),
+        "solved": env_data.get("solved"),
+        "env_kwargs": dict(env_data.get("env_kwargs") or {}),
+    }
+
+
 @dataclass
 class RunConfig:
     """Everything needed to build, train and evaluate one agent on one task.
@@ -255,17 +268,11 @@ def resolve_config(
     policy.update(_mapping(env_section.get("policy"), "policy"))
     config = RunConfig(
         agent=agent_name,
-        env=env_name,
-        env_id=str(env_data["id"]),
         algorithm=algorithm,
         seed=int(seed),
-        timesteps=int(env_data.get("timesteps", 100_000)),
-        n_envs=int(env_data.get("n_envs", 1)),
-        eval_episodes=int(env_data.get("eval_episodes", 100)),
-        solved=env_data.get("solved"),
-        env_kwargs=dict(env_data["env_kwargs"]),
         policy=policy,
         hyperparameters=hyper,
+        **task_settings(env_name, env_data),
     )
     apply_overrides(config, items)
     if timesteps is not None:

@@ -69,10 +69,12 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"{r['timesteps']} | {r['wall_time_s']:.0f} |"
         )
     returns = [r["mean_return"] for r in rows]
+    spread = statistics.stdev(returns) if len(returns) > 1 else 0.0
     n_solved = sum(bool(r["solved"]) for r in rows)
     lines.append(
-        f"\nmedian return {statistics.median(returns):.1f}, "
-        f"min {min(returns):.1f}, max {max(returns):.1f}; solved {n_solved} of {len(rows)} seeds; "
+        f"\nacross {len(rows)} seeds: mean return {statistics.mean(returns):.1f} "
+        f"(std {spread:.1f}), median {statistics.median(returns):.1f}, "
+        f"min {min(returns):.1f}, max {max(returns):.1f}; solved {n_solved} of {len(rows)}; "
         f"median wall time {statistics.median(r['wall_time_s'] for r in rows):.0f} s"
     )
     return "\n".join(lines)
