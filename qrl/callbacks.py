@@ -36,6 +36,7 @@ class ProgressBar(BaseCallback):
             unit="step",
             dynamic_ncols=True,
             mininterval=0.5,
+            disable=None,  # no bar when stderr is not a terminal (logs, CI)
         )
 
     def _on_step(self) -> bool:
