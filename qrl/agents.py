@@ -132,9 +132,14 @@ def build_model(config: RunConfig, env: VecEnv) -> BaseAlgorithm:
     kwargs = policy_kwargs(config.policy)
     if kwargs.get("features_extractor_class") is QuantumExtractor:
         n_raw_features(env.observation_space)  # a clear error before SB3's own checks
+    if algo is DQN and isinstance(kwargs.get("net_arch"), dict):
+        raise QrlError(
+            "dqn takes policy.net_arch as one list of layer sizes (e.g. [] or [64, 64]), "
+            f"not {kwargs['net_arch']}; add --set 'policy.net_arch=[]'"
+        )
     try:
         return algo("MlpPolicy", env, policy_kwargs=kwargs, seed=config.seed, verbose=0, **hyper)
-    except (TypeError, ValueError, AssertionError, NotImplementedError) as exc:
+    except (TypeError, ValueError, KeyError, AssertionError, NotImplementedError) as exc:
         raise QrlError(
             f"cannot build {config.algorithm} for {config.env_id} with agent "
             f"{config.agent!r}: {exc}"

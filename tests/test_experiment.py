@@ -158,7 +158,9 @@ def test_video(tiny_run: Path, tmp_path: Path):
     assert len(list((tmp_path / "video").glob("*.mp4"))) == 2
 
 
-def test_interrupt_saves_and_resume_finishes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_interrupt_saves_and_resume_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+):
     """Ctrl-C during training keeps the model; --resume continues to the full budget."""
     original = ProgressBar._on_step
 
@@ -180,12 +182,16 @@ def test_interrupt_saves_and_resume_finishes(tmp_path: Path, monkeypatch: pytest
     assert run.model_path.is_file() and run.evaluation() is None
     assert run.latest_checkpoint()[1] == status["num_timesteps"]
     monkeypatch.setattr(ProgressBar, "_on_step", original)
-    resumed = resume(run.path)
+    assert main(["train", "--resume", str(run.path), "--no-progress"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(run.path)
+    resumed = open_run(run.path)
     assert resumed.status()["status"] == "finished"
     assert resumed.status()["num_timesteps"] >= 1024
     assert resumed.evaluation()["num_timesteps"] == resumed.status()["num_timesteps"]
     with pytest.raises(QrlError, match="already trained"):
         resume(run.path)
+    assert main(["train", "--resume", str(run.path), "--agent", "mlp"]) == 2
+    assert "--resume continues a run as configured; drop --agent" in capsys.readouterr().err
 
 
 def test_off_policy_run_and_resume(tmp_path: Path):
@@ -267,6 +273,10 @@ def test_existing_run_folder_is_not_overwritten(tiny_run: Path):
         (
             ["train", "--agent", "mlp", "--env", "Blackjack-v1"],
             "observation space is not supported",
+        ),
+        (
+            ["train", "--agent", "unentangled", "--env", "CartPole-v1", "--set", "algorithm=dqn"],
+            "dqn takes policy.net_arch as one list",
         ),
         (["evaluate", "no/such/run"], "does not exist"),
         (["evaluate", ".", "--shots", "10"], "--shots needs a PennyLane --executor"),
