@@ -170,8 +170,9 @@ def train(
     meta["created"] = datetime.now().isoformat(timespec="seconds")
     (path / "config.yaml").write_text(yaml.safe_dump(config.to_dict() | meta, sort_keys=False))
     run = Run(path, config)
-    run.write_status(status="running", num_timesteps=0, wall_time_s=0.0)
-    run.write_status(parameters=parameter_counts(model))
+    run.write_status(
+        status="running", num_timesteps=0, wall_time_s=0.0, parameters=parameter_counts(model)
+    )
     return _learn(run, model, progress, checkpoints)
 
 
@@ -191,6 +192,11 @@ def resume(path: str | Path, timesteps: int | None = None, progress: bool = True
     if latest is None:
         raise QrlError(f"{run.path} has no checkpoint to resume from; start it again")
     checkpoint, steps = latest
+    if steps >= run.config.timesteps and run.evaluation() is None and run.model_path.is_file():
+        # Training finished but its final evaluation was interrupted: evaluate only.
+        model = load_model(run.model_path, run.config.algorithm)
+        _write_evaluation(run, model)
+        return run
     if steps >= run.config.timesteps:
         raise QrlError(
             f"{run.path} already trained {steps} of {run.config.timesteps} steps; "
@@ -255,10 +261,16 @@ def _learn(run: Run, model: BaseAlgorithm, progress: bool, checkpoints: int) -> 
         wall_time_s=round(wall + elapsed, 2),
         steps_per_s=round(steps / elapsed, 1) if elapsed > 0 else None,
     )
-    if not interrupted and config.eval_episodes > 0:
-        result = evaluate_model(model, config, episodes=config.eval_episodes)
-        (run.path / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
+    if not interrupted:
+        _write_evaluation(run, model)
     return run
+
+
+def _write_evaluation(run: Run, model: BaseAlgorithm) -> None:
+    """The final evaluation of a run, into eval.json (skipped with eval_episodes: 0)."""
+    if run.config.eval_episodes > 0:
+        result = evaluate_model(model, run.config, episodes=run.config.eval_episodes)
+        (run.path / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
 def evaluate_model(

@@ -190,6 +190,8 @@ def test_interrupt_saves_and_resume_finishes(
     assert resumed.evaluation()["num_timesteps"] == resumed.status()["num_timesteps"]
     with pytest.raises(QrlError, match="already trained"):
         resume(run.path)
+    (run.path / "eval.json").unlink()  # as if Ctrl-C hit the final evaluation
+    assert resume(run.path).evaluation()["num_timesteps"] == resumed.status()["num_timesteps"]
     assert main(["train", "--resume", str(run.path), "--agent", "mlp"]) == 2
     assert "--resume continues a run as configured; drop --agent" in capsys.readouterr().err
 
