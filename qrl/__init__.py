@@ -5,15 +5,39 @@ Quick start::
     import qrl
     run = qrl.train("unentangled", "CartPole-v1", seed=0)
     print(qrl.evaluate(run.path)["mean_return"])
+
+Names are imported on first use, so that ``qrl --help`` does not wait for torch.
 """
 
-from qrl.circuits import CIRCUITS, Circuit, make_circuit
-from qrl.errors import QrlError
-from qrl.executors import make_executor
-from qrl.experiment import Run, evaluate, open_run, resume, train
-from qrl.extractors import QuantumExtractor, parameter_counts, set_executor
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from qrl.circuits import CIRCUITS, Circuit, make_circuit
+    from qrl.errors import QrlError
+    from qrl.executors import make_executor
+    from qrl.experiment import Run, evaluate, open_run, resume, train
+    from qrl.extractors import QuantumExtractor, parameter_counts, set_executor
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "CIRCUITS": "qrl.circuits",
+    "Circuit": "qrl.circuits",
+    "make_circuit": "qrl.circuits",
+    "QrlError": "qrl.errors",
+    "make_executor": "qrl.executors",
+    "Run": "qrl.experiment",
+    "evaluate": "qrl.experiment",
+    "open_run": "qrl.experiment",
+    "resume": "qrl.experiment",
+    "train": "qrl.experiment",
+    "QuantumExtractor": "qrl.extractors",
+    "parameter_counts": "qrl.extractors",
+    "set_executor": "qrl.extractors",
+}
 
 __all__ = [
     "CIRCUITS",
@@ -30,3 +54,10 @@ __all__ = [
     "set_executor",
     "train",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qrl' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -345,3 +345,10 @@ def test_console_script_sigint_keeps_model(tmp_path: Path):
     status = json.loads((run_dir / "run.json").read_text())
     assert status["status"] == "interrupted" and status["num_timesteps"] > 0
     assert PPO.load(run_dir / "model.zip").num_timesteps == status["num_timesteps"]
+
+
+def test_public_api_resolves_lazily():
+    for name in qrl.__all__:
+        assert getattr(qrl, name) is not None
+    code = "import sys, qrl, qrl.cli; assert 'torch' not in sys.modules, 'qrl --help imports torch'"
+    subprocess.run([sys.executable, "-c", code], check=True, env=ENV)
