@@ -40,6 +40,11 @@ ENCODINGS: dict[str, tuple[str, ...]] = {
 }
 
 
+def features_per_qubit(encoding: str) -> int:
+    """Observation features one qubit loads under an encoding (3 for Euler, else 1)."""
+    return len(lookup(ENCODINGS, encoding, "encoding")) if encoding == "euler" else 1
+
+
 @dataclass(frozen=True)
 class InputAngle:
     """Angle = ``input_scale[scale_layer, q, scale_index] * inputs[..., q, feature]``.
@@ -205,7 +210,7 @@ def layered(
         pairs = ring(n_qubits)
 
     fixed = encoding == "basis"
-    fpq = len(enc_axes) if encoding == "euler" else 1  # basis: one bit, loaded twice
+    fpq = features_per_qubit(encoding)  # basis: one bit, loaded by two gates
     n_enc = n_layers if reupload else 1
     moments: list[Moment] = []
     if encoding == "euler":

@@ -19,7 +19,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-from qrl.circuits import make_circuit
+from qrl.circuits import features_per_qubit, make_circuit
 from qrl.errors import QrlError, lookup
 from qrl.executors import Executor, make_executor
 from qrl.observations import ObservationEncoder, is_discrete, n_raw_features
@@ -72,7 +72,7 @@ class QuantumExtractor(BaseFeaturesExtractor):
             raise QrlError(
                 f"basis encoding needs a Discrete or MultiBinary space, not {observation_space}"
             )
-        per_qubit = 3 if encoding == "euler" else 1
+        per_qubit = features_per_qubit(encoding)
         n_features = len(features) if features is not None else n_raw_features(observation_space)
         if n_qubits is None:
             n_qubits = max(1, math.ceil(n_features / per_qubit))

@@ -7,7 +7,7 @@ One QNode call runs a whole batch (parameter broadcasting), never one call per s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -56,6 +56,16 @@ def measurements(circuit: Circuit) -> list[Any]:
     return [qml.expval(paulis[p](q)) for p, q in circuit.readout()]
 
 
+def quantum_function(circuit: Circuit) -> Callable[..., list[Any]]:
+    """The circuit as a PennyLane quantum function of its per-moment angles."""
+
+    def qfunc(*angles: Any) -> list[Any]:
+        apply_moments(circuit, list(angles))
+        return measurements(circuit)
+
+    return qfunc
+
+
 class PennyLaneExecutor:
     """Executor for a PennyLane device chosen by name.
 
@@ -91,13 +101,12 @@ class PennyLaneExecutor:
             import pennylane as qml
 
             dev = qml.device(self.name, wires=circuit.n_qubits, **self.device_options)
-
-            def qfunc(*angles: Any) -> list[Any]:
-                apply_moments(circuit, list(angles))
-                return measurements(circuit)
-
             self._qnodes[circuit] = qml.QNode(
-                qfunc, dev, interface="torch", diff_method=self.diff_method, shots=self.shots
+                quantum_function(circuit),
+                dev,
+                interface="torch",
+                diff_method=self.diff_method,
+                shots=self.shots,
             )
         return self._qnodes[circuit]
 
@@ -116,12 +125,7 @@ def draw(circuit: Circuit) -> str:
     import pennylane as qml
 
     dev = qml.device("default.qubit", wires=circuit.n_qubits)
-
-    def qfunc(*angles: Any) -> list[Any]:
-        apply_moments(circuit, list(angles))
-        return measurements(circuit)
-
     inputs = torch.zeros(circuit.n_qubits, circuit.features_per_qubit)
     weights = {k: torch.zeros(s) for k, s in circuit.weight_shapes.items()}
     angles = circuit.angles(inputs, weights)
-    return str(qml.draw(qml.QNode(qfunc, dev), decimals=None)(*angles))
+    return str(qml.draw(qml.QNode(quantum_function(circuit), dev), decimals=None)(*angles))
