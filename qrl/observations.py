@@ -91,6 +91,7 @@ class ObservationEncoder(nn.Module):
                 "qubit; raise n_qubits or select features"
             )
         self.register_buffer("index", torch.tensor(index, dtype=torch.long), persistent=False)
+        self.select = index != list(range(total))  # skip the gather when all are used in order
         if isinstance(space, spaces.Discrete):
             n = int(space.n)
             bits = [[(i >> (total - 1 - k)) & 1 for k in range(total)] for i in range(n)]
@@ -117,7 +118,8 @@ class ObservationEncoder(nn.Module):
             x = x.to(self.bits.dtype) @ self.bits
         elif isinstance(self.space, spaces.Box):
             x = self._squash(x)
-        x = x[:, self.index]
+        if self.select:
+            x = x[:, self.index]
         pad = self.n_qubits * self.per_qubit - x.shape[1]
         if pad:
             x = torch.nn.functional.pad(x, (0, pad))
