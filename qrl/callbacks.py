@@ -75,7 +75,7 @@ class QuantumLogger(BaseCallback):
         super().__init__()
         self.hparams = dict(hparams or {})
         self.extractors: list[tuple[str, QuantumExtractor]] = []
-        self._grad_sums: dict[str, list[float]] = {}
+        self._grad_sums: dict[str, list[Any]] = {}  # key -> [sum of norms, count]
         self._handles: list[Any] = []
 
     def _key(self, path: str, name: str) -> str:
@@ -104,11 +104,12 @@ class QuantumLogger(BaseCallback):
         self.logger.dump(self.model.num_timesteps)
 
     def _hook(self, key: str, param: torch.nn.Parameter) -> None:
-        sums = self._grad_sums.setdefault(key, [0.0, 0.0])
+        # Norms stay tensors until the rollout ends: no device sync on every minibatch.
+        sums = self._grad_sums.setdefault(key, [0.0, 0])
 
         def record(p: torch.Tensor) -> None:
             if p.grad is not None:
-                sums[0] += float(p.grad.norm())
+                sums[0] = sums[0] + p.grad.detach().norm()
                 sums[1] += 1
 
         self._handles.append(param.register_post_accumulate_grad_hook(record))
@@ -130,14 +131,18 @@ class QuantumLogger(BaseCallback):
                 self.logger.record(self._key(path, "output_scale_mean"), value)
         for key, sums in self._grad_sums.items():
             if sums[1]:
-                self.logger.record(key, sums[0] / sums[1])
-                sums[0] = sums[1] = 0.0
+                self.logger.record(key, float(sums[0]) / sums[1])
+                sums[0], sums[1] = 0.0, 0
         executions = sum(e.circuit_executions for _, e in quantum_extractors(self.model))
         calls = sum(e.circuit_calls for _, e in quantum_extractors(self.model))
         self.logger.record("quantum/circuit_executions", executions)
         self.logger.record("quantum/circuit_calls", calls)
 
     def _on_training_end(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Remove the gradient hooks (also when training stops on an interruption)."""
         for handle in self._handles:
             handle.remove()
         self._handles.clear()

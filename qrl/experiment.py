@@ -244,7 +244,7 @@ def _learn(run: Run, model: BaseAlgorithm, progress: bool, checkpoints: int) -> 
         interrupted = True
     finally:
         for callback in callbacks:
-            if isinstance(callback, ProgressBar):
+            if isinstance(callback, ProgressBar | QuantumLogger):
                 callback.close()
     elapsed = time.perf_counter() - start
     # The final state is also the latest checkpoint, so --resume always starts from it.
