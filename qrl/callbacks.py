@@ -84,11 +84,9 @@ class QuantumLogger(BaseCallback):
         return f"quantum/{name}"
 
     def _on_training_start(self) -> None:
-        from qrl.pennylane_executor import draw
-
         self.extractors = list(quantum_extractors(self.model, trainable_only=True))
         for path, extractor in self.extractors:
-            drawing = "\n".join("    " + line for line in draw(extractor.circuit).splitlines())
+            drawing = "\n".join("    " + line for line in extractor.circuit.draw().splitlines())
             self.logger.record(self._key(path, "circuit"), drawing, exclude=_TB_ONLY)
             self.logger.record(
                 self._key(path, "executor"), extractor.executor_name, exclude=_TB_ONLY

@@ -114,6 +114,35 @@ class Circuit:
         """The measured (Pauli, wire) pairs, in output order."""
         return [(p, q) for q in range(self.n_qubits) for p in self.observables]
 
+    def draw(self) -> str:
+        """Text drawing, one line per wire: x an (input-scaled) feature, theta a weight.
+
+        Each two-qubit gate of an entangling pattern gets its own column (control ●,
+        target X for CNOT, ● on both wires for CZ).
+        """
+        columns: list[dict[int, str]] = []
+        for m in self.moments:
+            if m.gate in ENTANGLERS:
+                for c, t in m.pairs:
+                    col = {w: "│" for w in range(min(c, t) + 1, max(c, t))}
+                    col |= {c: "●", t: "X" if m.gate == "CNOT" else "●"}
+                    columns.append(col)
+                continue
+            a = m.angle
+            if isinstance(a, InputAngle):
+                feature = f"x{a.feature}" if self.features_per_qubit > 1 else "x"
+                arg = f"(π{feature})" if a.scale_layer is None else f"({feature})"
+            else:
+                arg = "(θ)" if isinstance(a, WeightAngle) else ""
+            columns.append(dict.fromkeys(range(self.n_qubits), m.gate + arg))
+        widths = [max(len(v) for v in col.values()) for col in columns]
+        readout = " ".join(f"<{p}>" for p in self.observables)
+        lines = []
+        for q in range(self.n_qubits):
+            cells = [col.get(q, "─").ljust(w, "─") for col, w in zip(columns, widths, strict=True)]
+            lines.append(f"{q}: ─" + "─".join(cells) + f"─┤ {readout}")
+        return "\n".join(lines)
+
     def init_weights(
         self, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32
     ) -> dict[str, torch.Tensor]:

@@ -12,11 +12,18 @@ from qrl.errors import QrlError
 
 
 class Executor(Protocol):
-    """Runs a circuit on per-moment angles and returns its expectation values."""
+    """Runs a circuit on a batch of encoded inputs and returns its expectation values.
+
+    ``inputs`` has shape (batch, n_qubits, features_per_qubit); ``weights`` holds tensors of
+    the circuit's weight shapes (``theta`` may carry the batch dimension); the result has
+    shape (batch, circuit.n_outputs).
+    """
 
     name: str
 
-    def __call__(self, circuit: Circuit, angles: list[torch.Tensor | None]) -> torch.Tensor: ...
+    def __call__(
+        self, circuit: Circuit, inputs: torch.Tensor, weights: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor: ...
 
 
 def make_executor(name: str, options: Mapping[str, Any] | None = None) -> Executor:

@@ -103,9 +103,19 @@ class QuantumExtractor(BaseFeaturesExtractor):
         self.executor_name = executor
         self.executor_options = dict(executor_options or {})
         self._executor: Executor | None = make_executor(executor, self.executor_options)
-        # Circuits run so far in this process (one per sample), and batched calls.
-        self.circuit_executions = 0
-        self.circuit_calls = 0
+        # Circuits run so far in this process (one per sample), and batched calls. A plain
+        # list, not module attributes: nn.Module's __setattr__ costs more than a small circuit.
+        self._counts = [0, 0]
+
+    @property
+    def circuit_executions(self) -> int:
+        """Circuits run so far in this process, one per sample."""
+        return self._counts[0]
+
+    @property
+    def circuit_calls(self) -> int:
+        """Batched executor calls so far in this process."""
+        return self._counts[1]
 
     @property
     def executor(self) -> Executor:
@@ -134,9 +144,10 @@ class QuantumExtractor(BaseFeaturesExtractor):
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         """Expectation values (times output scales) for a batch of observations."""
         inputs = self.encoder(observations).to(self.dtype)
-        values = self.executor(self.circuit, self.circuit.angles(inputs, self.weights()))
-        self.circuit_calls += 1
-        self.circuit_executions += observations.shape[0]
+        values = self.executor(self.circuit, inputs, self.weights())
+        counts = self._counts
+        counts[0] += observations.shape[0]
+        counts[1] += 1
         if self.output_scale is not None:
             values = values * self.output_scale
         return values.to(torch.float32)
@@ -145,6 +156,11 @@ class QuantumExtractor(BaseFeaturesExtractor):
         state = self.__dict__.copy()
         state["_executor"] = None  # QNodes and devices are rebuilt, never pickled
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        counts = [state.pop("circuit_executions", 0), state.pop("circuit_calls", 0)]
+        state.setdefault("_counts", counts)  # models saved before the counters moved
+        super().__setstate__(state)
 
 
 def quantum_extractors(

@@ -110,22 +110,12 @@ class PennyLaneExecutor:
             )
         return self._qnodes[circuit]
 
-    def __call__(self, circuit: Circuit, angles: list[torch.Tensor | None]) -> torch.Tensor:
-        """Run ``circuit`` with per-moment angles; see :class:`~qrl.simulator.TorchSimulator`."""
-        ref = next(a for a in angles if a is not None)
-        batch = max(a.shape[0] if a.dim() == 2 else 1 for a in angles if a is not None)
+    def __call__(
+        self, circuit: Circuit, inputs: torch.Tensor, weights: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """Run ``circuit`` in one broadcast QNode call (see :class:`qrl.executors.Executor`)."""
+        angles = circuit.angles(inputs, weights)
         result = self.qnode(circuit)(*angles)
         out = torch.stack([torch.as_tensor(r) for r in result], dim=-1)
-        out = out.reshape(batch, circuit.n_outputs)
-        return out.to(device=ref.device, dtype=ref.dtype)
-
-
-def draw(circuit: Circuit) -> str:
-    """Text drawing of the circuit, gate names without values."""
-    import pennylane as qml
-
-    dev = qml.device("default.qubit", wires=circuit.n_qubits)
-    inputs = torch.zeros(circuit.n_qubits, circuit.features_per_qubit)
-    weights = {k: torch.zeros(s) for k, s in circuit.weight_shapes.items()}
-    angles = circuit.angles(inputs, weights)
-    return str(qml.draw(qml.QNode(quantum_function(circuit), dev), decimals=None)(*angles))
+        out = out.reshape(inputs.shape[0], circuit.n_outputs)
+        return out.to(device=inputs.device, dtype=inputs.dtype)

@@ -42,7 +42,7 @@ def deviation(
         inputs = (inputs > 0).to(torch.float64)
     results = []
     for executor in ("torch", "default.qubit"):
-        out = make_executor(executor)(circuit, circuit.angles(inputs, weights))
+        out = make_executor(executor)(circuit, inputs, weights)
         mix = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
         grads = torch.autograd.grad((out * mix).sum(), list(weights.values()))
         results.append((out.detach(), grads))

@@ -37,7 +37,7 @@ def _case(name: str, options: dict, n_qubits: int, batch: int, seed: int = 0):
 
 
 def _run(executor: str, circuit, weights, inputs):
-    out = make_executor(executor)(circuit, circuit.angles(inputs, weights))
+    out = make_executor(executor)(circuit, inputs, weights)
     # A weighted sum, so that every output contributes its own gradient.
     loss = (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)).sum()
     grads = torch.autograd.grad(loss, list(weights.values()))
@@ -73,8 +73,8 @@ def test_float32_matches_float64_reference(name):
 
 def test_product_path_equals_state_vector_path():
     circuit, weights, inputs = _case("unentangled", {"encoding": "euler"}, 5, batch=3)
-    product = make_executor("torch")(circuit, circuit.angles(inputs, weights))
-    vector = run_statevector(circuit, circuit.angles(inputs, weights))
+    product = make_executor("torch")(circuit, inputs, weights)
+    vector = run_statevector(circuit, inputs, weights.get("input_scale"), weights["theta"])
     torch.testing.assert_close(product, vector, atol=1e-12, rtol=0)
 
 
@@ -83,7 +83,7 @@ def test_gradients_match_finite_differences(name):
     circuit, weights, inputs = _case(name, {}, 3, batch=2, seed=2)
     assert torch.autograd.gradcheck(
         lambda theta, scale: make_executor("torch")(
-            circuit, circuit.angles(inputs, {"theta": theta, "input_scale": scale})
+            circuit, inputs, {"theta": theta, "input_scale": scale}
         ),
         (weights["theta"], weights["input_scale"]),
     )
@@ -95,15 +95,10 @@ def test_per_sample_angles_match_one_sample_at_a_time(executor):
     circuit, weights, inputs = _case("entangled", {}, 3, batch=4)
     theta = torch.randn(4, *circuit.weight_shapes["theta"], dtype=torch.float64)
     run = make_executor(executor)
-    batched = run(
-        circuit, circuit.angles(inputs, {"theta": theta, "input_scale": weights["input_scale"]})
-    )
+    batched = run(circuit, inputs, {"theta": theta, "input_scale": weights["input_scale"]})
     for b in range(4):
         single = run(
-            circuit,
-            circuit.angles(
-                inputs[b : b + 1], {"theta": theta[b], "input_scale": weights["input_scale"]}
-            ),
+            circuit, inputs[b : b + 1], {"theta": theta[b], "input_scale": weights["input_scale"]}
         )
         torch.testing.assert_close(batched[b : b + 1], single, atol=1e-10, rtol=0)
 
@@ -116,7 +111,7 @@ def test_known_state():
         "theta": torch.zeros(1, 1, 1, dtype=torch.float64),
         "input_scale": torch.ones(1, 1, 1, dtype=torch.float64),
     }
-    out = make_executor("torch")(circuit, circuit.angles(inputs, weights))
+    out = make_executor("torch")(circuit, inputs, weights)
     torch.testing.assert_close(
         out, torch.tensor([[0.0, 0.0, -1.0]], dtype=torch.float64), atol=1e-12, rtol=0
     )
@@ -154,3 +149,12 @@ def test_bad_circuit_options(name, options, message):
 def test_unknown_executor_lists_devices():
     with pytest.raises(QrlError, match=r"unknown executor 'default.qbit'.*default.qubit"):
         make_executor("default.qbit")
+
+
+def test_drawing_without_pennylane():
+    circuit = make_circuit("entangled", 3, n_layers=1, entangler="cz", observables=["Z"])
+    lines = circuit.draw().splitlines()
+    assert lines[0] == "0: ─RX(x)─RZ(θ)─RY(θ)─RZ(θ)─●───●─┤ <Z>"
+    assert lines[1] == "1: ─RX(x)─RZ(θ)─RY(θ)─RZ(θ)─●─●─│─┤ <Z>"
+    euler = make_circuit("unentangled", 1, n_layers=1, encoding="euler", rotations="y")
+    assert euler.draw() == "0: ─H─RZ(x0)─RY(x1)─RZ(x2)─RY(θ)─┤ <X> <Y> <Z>"

@@ -1,0 +1,497 @@
+"""Benchmark qrl's quantum layers and PPO end to end against SB3's MLP and PennyLane.
+
+Three sections, each measured side by side in one process (or, end to end, one fresh
+process per training run, interleaved):
+
+- ``layer``: forward (inference, under ``torch.no_grad``) and forward+backward time of the
+  policy's feature layer: qrl's ``QuantumExtractor`` on the ``torch`` executor (float32 and
+  float64), on PennyLane ``default.qubit`` (backprop, broadcasting) and on
+  ``lightning.qubit`` (adjoint), and SB3's default ``MlpExtractor`` (64x64 tanh, policy and
+  value) on the same observation width. Executors are timed in interleaved rounds, so each
+  ratio is paired within a round; medians and min/max over rounds are reported.
+- ``e2e``: ``qrl train`` of PPO on CartPole-v1 with ``--agent mlp``, ``--agent unentangled``
+  and, for a shorter budget extrapolated to the full one, ``--agent unentangled --executor
+  default.qubit``; environment steps per second from each run's run.json.
+- ``memory``: peak resident memory of one forward+backward pass of the simulator (12 qubits,
+  batch 2048), each in a fresh process.
+
+Usage::
+
+    python scripts/benchmark.py --out docs/benchmarks            # everything (~40 min)
+    python scripts/benchmark.py --quick --out /tmp/bench          # a smoke run (~1 min)
+
+It writes ``benchmark.json`` and ``benchmark.md`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.torch_layers import MlpExtractor
+from torch import nn
+
+from qrl.extractors import QuantumExtractor
+
+EXECUTORS = ("mlp", "torch-f32", "torch-f64", "default.qubit", "lightning.qubit")
+PENNYLANE = {"default.qubit": "backprop", "lightning.qubit": "adjoint"}
+
+
+@dataclass
+class LayerResult:
+    """Timings of one executor on one configuration, in milliseconds per call."""
+
+    circuit: str
+    qubits: int
+    layers: int
+    batch: int
+    mode: str  # "fwd" or "fwd+bwd"
+    executor: str
+    median_ms: float | None = None
+    min_ms: float | None = None
+    max_ms: float | None = None
+    rounds: int = 0
+    calls_per_round: int = 0
+    ratio_to_mlp: list[float] = field(default_factory=list)  # median, min, max (paired)
+    note: str = ""
+
+
+class MlpLayer(nn.Module):
+    """SB3's default PPO network body (64x64 tanh for policy and value) as one module."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.body = MlpExtractor(width, {"pi": [64, 64], "vf": [64, 64]}, nn.Tanh)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pi, vf = self.body(x)
+        return torch.cat([pi, vf], -1)
+
+
+def make_layer(executor: str, circuit: str, qubits: int, layers: int) -> nn.Module:
+    """The module timed for one executor."""
+    if executor == "mlp":
+        return MlpLayer(qubits)
+    space = gym.spaces.Box(-np.inf, np.inf, (qubits,), np.float32)
+    kwargs: dict[str, Any] = {"circuit": circuit, "n_layers": layers}
+    if executor.startswith("torch"):
+        kwargs["dtype"] = "float64" if executor.endswith("f64") else "float32"
+    else:
+        kwargs["executor"] = executor
+        kwargs["executor_options"] = {"diff_method": PENNYLANE[executor]}
+    return QuantumExtractor(space, **kwargs)
+
+
+def _call(module: nn.Module, x: torch.Tensor, mode: str) -> Callable[[], None]:
+    if mode == "fwd":
+
+        def run() -> None:
+            with torch.no_grad():
+                module(x)
+
+    else:
+
+        def run() -> None:
+            module.zero_grad(set_to_none=True)
+            module(x).sum().backward()
+
+    return run
+
+
+def _time(fn: Callable[[], None], calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls
+
+
+def bench_config(
+    circuit: str,
+    qubits: int,
+    layers: int,
+    batch: int,
+    mode: str,
+    executors: Sequence[str],
+    rounds: int,
+    target_s: float,
+    budget_s: float,
+) -> list[LayerResult]:
+    """Time every executor on one configuration in interleaved rounds."""
+    x = torch.randn(batch, qubits)
+    results = {e: LayerResult(circuit, qubits, layers, batch, mode, e) for e in executors}
+    runners: dict[str, tuple[Callable[[], None], int]] = {}
+    for e in executors:
+        fn = _call(make_layer(e, circuit, qubits, layers), x, mode)
+        fn()  # warm-up: QNode construction, allocations
+        first = _time(fn, 1)
+        if first > budget_s:
+            results[e].median_ms = results[e].min_ms = results[e].max_ms = first * 1e3
+            results[e].rounds, results[e].calls_per_round = 1, 1
+            results[e].note = f"one call only (over the {budget_s:g} s budget)"
+            continue
+        runners[e] = (fn, max(1, math.ceil(target_s / max(first, 1e-6))))
+    samples: dict[str, list[float]] = {e: [] for e in runners}
+    for _ in range(rounds):
+        for e, (fn, calls) in runners.items():
+            samples[e].append(_time(fn, calls))
+    for e, times in samples.items():
+        r = results[e]
+        r.median_ms, r.min_ms, r.max_ms = (
+            statistics.median(times) * 1e3,
+            min(times) * 1e3,
+            max(times) * 1e3,
+        )
+        r.rounds, r.calls_per_round = len(times), runners[e][1]
+        if "mlp" in samples and e != "mlp":
+            ratios = [t / m for t, m in zip(times, samples["mlp"], strict=True)]
+            r.ratio_to_mlp = [statistics.median(ratios), min(ratios), max(ratios)]
+    return list(results.values())
+
+
+def layer_section(args: argparse.Namespace) -> list[LayerResult]:
+    """The per-layer grid; slow executors skip larger batches once over budget."""
+    out: list[LayerResult] = []
+    over: set[tuple[str, str, int, int, str]] = set()
+    grid = itertools.product(args.circuits, args.qubits, args.layers, ("fwd+bwd", "fwd"))
+    for circuit, qubits, layers, mode in grid:
+        for batch in args.batches:
+            config = (circuit, qubits, layers, batch, mode)
+            chosen = [e for e in args.executors if (e, circuit, qubits, layers, mode) not in over]
+            rows = bench_config(*config, chosen, args.rounds, args.target, args.budget)
+            skipped = "skipped: a smaller batch was over budget"
+            rows += [
+                LayerResult(*config, e, note=skipped) for e in args.executors if e not in chosen
+            ]
+            for r in rows:
+                if r.note.startswith("one call"):
+                    over.add((r.executor, circuit, qubits, layers, mode))
+            out.extend(rows)
+            _progress(rows)
+    return out
+
+
+def _progress(rows: list[LayerResult]) -> None:
+    r0 = rows[0]
+    cells = ", ".join(
+        f"{r.executor} {r.median_ms:.3g} ms" if r.median_ms is not None else f"{r.executor} -"
+        for r in rows
+    )
+    print(f"[layer] {r0.circuit} q={r0.qubits} L={r0.layers} b={r0.batch} {r0.mode}: {cells}")
+
+
+@dataclass
+class E2EResult:
+    """One training run of the end-to-end section."""
+
+    agent: str
+    executor: str
+    n_envs: int
+    repeat: int
+    timesteps: int
+    wall_s: float
+    steps_per_s: float
+    extrapolated_to: int | None = None
+
+
+def _train(agent: str, executor: str, n_envs: int, timesteps: int, seed: int) -> E2EResult:
+    """``qrl train`` in a fresh process; steps/s and training wall time from run.json."""
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "run"
+        cmd = [
+            sys.executable,
+            "-m",
+            "qrl.cli",
+            "train",
+            "--agent",
+            agent,
+            "--env",
+            "CartPole-v1",
+            "--seed",
+            str(seed),
+            "--timesteps",
+            str(timesteps),
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+            "--set",
+            "eval_episodes=0",
+            "--set",
+            f"n_envs={n_envs}",
+        ]
+        if agent != "mlp":
+            cmd += ["--executor", executor]
+        if n_envs == 1:  # keep 256 transitions per update, as with 8 environments x 32 steps
+            cmd += ["--set", "hyperparameters.n_steps=256"]
+        subprocess.run(
+            cmd, check=True, stdout=subprocess.DEVNULL, env=os.environ | {"OMP_NUM_THREADS": "1"}
+        )
+        status = json.loads((run_dir / "run.json").read_text())
+    return E2EResult(
+        agent,
+        executor,
+        n_envs,
+        seed,
+        status["num_timesteps"],
+        status["wall_time_s"],
+        status["steps_per_s"],
+    )
+
+
+def e2e_section(args: argparse.Namespace) -> list[E2EResult]:
+    """MLP and unentangled-on-torch interleaved per repeat; default.qubit for a short budget."""
+    out: list[E2EResult] = []
+    for n_envs in args.envs:
+        for repeat in range(args.e2e_repeats):
+            for agent in ("mlp", "unentangled"):
+                r = _train(agent, "torch", n_envs, args.e2e_timesteps, repeat)
+                out.append(r)
+                print(f"[e2e] {agent} torch envs={n_envs} #{repeat}: {r.steps_per_s} steps/s")
+        r = _train("unentangled", "default.qubit", n_envs, args.e2e_pennylane_timesteps, 0)
+        r.extrapolated_to = args.e2e_timesteps
+        out.append(r)
+        print(f"[e2e] unentangled default.qubit envs={n_envs}: {r.steps_per_s} steps/s")
+    return out
+
+
+_MEMORY_SNIPPET = """
+import json, resource, sys, torch
+torch.set_num_threads(1)
+import gymnasium as gym, numpy as np
+from qrl.extractors import QuantumExtractor
+circuit, qubits, layers, batch, dtype = sys.argv[1], *map(int, sys.argv[2:5]), sys.argv[5]
+space = gym.spaces.Box(-np.inf, np.inf, (qubits,), np.float32)
+layer = QuantumExtractor(space, circuit=circuit, n_layers=layers, dtype=dtype)
+x = torch.randn(batch, qubits)
+layer(x[:2]).sum().backward()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+layer(x).sum().backward()
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"baseline_mib": before / 1024, "peak_mib": after / 1024}))
+"""
+
+
+def memory_section(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Peak RSS increase of one forward+backward pass, each case in a fresh process."""
+    out = []
+    for circuit in ("unentangled", "entangled"):
+        for dtype in ("float32", "float64"):
+            argv = [circuit, "12", "3", str(args.memory_batch), dtype]
+            proc = subprocess.run(
+                [sys.executable, "-c", _MEMORY_SNIPPET, *argv],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            data = json.loads(proc.stdout.strip().splitlines()[-1])
+            row = {"circuit": circuit, "qubits": 12, "layers": 3, "batch": args.memory_batch}
+            row |= {"dtype": dtype, **data, "increase_mib": data["peak_mib"] - data["baseline_mib"]}
+            out.append(row)
+            print(f"[memory] {circuit} {dtype}: +{row['increase_mib']:.0f} MiB")
+    return out
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    import pennylane
+    import stable_baselines3
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "pennylane": pennylane.__version__,
+        "stable_baselines3": stable_baselines3.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else (f"{value:.3g}" if value < 100 else f"{value:,.0f}")
+
+
+def layer_table(rows: list[LayerResult], mode: str) -> list[str]:
+    """Markdown: one line per configuration, median ms per executor, and the key ratios."""
+    executors = [e for e in EXECUTORS if any(r.executor == e for r in rows)]
+    head = ["circuit", "qubits", "layers", "batch", *[f"{e} ms" for e in executors]]
+    head += ["torch-f32 / MLP", "default.qubit / torch-f32"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    configs: dict[tuple[str, int, int, int], dict[str, LayerResult]] = {}
+    for r in rows:
+        if r.mode == mode:
+            configs.setdefault((r.circuit, r.qubits, r.layers, r.batch), {})[r.executor] = r
+    for (circuit, qubits, layers, batch), cells in configs.items():
+        values = [_ms(cells[e].median_ms) if e in cells else "-" for e in executors]
+        t32 = cells.get("torch-f32")
+        ratio = "-"
+        if t32 is not None and t32.ratio_to_mlp:
+            med, lo, hi = t32.ratio_to_mlp
+            ratio = f"{med:.2f} ({lo:.2f}-{hi:.2f})"
+        dq = cells.get("default.qubit")
+        speed = "-"
+        if t32 and dq and t32.median_ms and dq.median_ms:
+            speed = f"{dq.median_ms / t32.median_ms:.0f}x"
+        lines.append(
+            f"| {circuit} | {qubits} | {layers} | {batch} | "
+            + " | ".join(values)
+            + f" | {ratio} | {speed} |"
+        )
+    return lines
+
+
+def e2e_table(rows: list[E2EResult]) -> list[str]:
+    """Markdown: steps/s and wall time per agent and environment count, with ratios."""
+    lines = [
+        "| envs | agent | executor | runs | steps | steps/s median (min-max) | training wall s "
+        "| wall / MLP |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for n_envs in sorted({r.n_envs for r in rows}, reverse=True):
+        group = [r for r in rows if r.n_envs == n_envs]
+        mlp = [r for r in group if r.agent == "mlp"]
+        mlp_wall = statistics.median(_wall(r) for r in mlp) if mlp else None
+        for key in (("mlp", "torch"), ("unentangled", "torch"), ("unentangled", "default.qubit")):
+            runs = [r for r in group if (r.agent, r.executor) == key]
+            if not runs:
+                continue
+            rates = [r.steps_per_s for r in runs]
+            wall = statistics.median(_wall(r) for r in runs)
+            steps = f"{runs[0].timesteps:,}"
+            label = f"{wall:,.0f}"
+            if runs[0].extrapolated_to:
+                steps += f" (scaled to {runs[0].extrapolated_to:,})"
+                label += " (extrapolated)"
+            ratio = f"{wall / mlp_wall:.2f}" if mlp_wall else "-"
+            lines.append(
+                f"| {n_envs} | {key[0]} | {key[1]} | {len(runs)} | {steps} | "
+                f"{statistics.median(rates):,.0f} ({min(rates):,.0f}-{max(rates):,.0f}) | "
+                f"{label} | {ratio} |"
+            )
+    return lines
+
+
+def _wall(r: E2EResult) -> float:
+    """Training wall time, scaled to the extrapolation target if any."""
+    target = r.extrapolated_to or r.timesteps
+    return r.wall_s * target / r.timesteps
+
+
+def write_report(out: Path, data: dict[str, Any], command: str) -> None:
+    """benchmark.json and benchmark.md in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "benchmark.json").write_text(json.dumps(data, indent=2) + "\n")
+    m = data["machine"]
+    lines = [
+        "# qrl benchmark",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; Python {m['python']}, "
+        f"torch {m['torch']} ({m['torch_threads']} thread), NumPy {m['numpy']}, PennyLane "
+        f"{m['pennylane']}, SB3 {m['stable_baselines3']}; {m['date']}.",
+        "",
+    ]
+    layers = [LayerResult(**r) for r in data.get("layer", [])]
+    for mode, title in (("fwd+bwd", "Forward + backward"), ("fwd", "Forward (no_grad)")):
+        if any(r.mode == mode for r in layers):
+            lines += [f"## {title}, ms per call (median of interleaved rounds)", ""]
+            lines += [*layer_table(layers, mode), ""]
+    notes = sorted({f"{r.executor}: {r.note}" for r in layers if r.note})
+    if notes:
+        lines += ["Notes: " + "; ".join(notes) + ".", ""]
+    if data.get("e2e"):
+        lines += ["## PPO on CartPole-v1, end to end", ""]
+        lines += [*e2e_table([E2EResult(**r) for r in data["e2e"]]), ""]
+    if data.get("memory"):
+        lines += ["## Peak memory, one forward+backward pass", ""]
+        lines += ["| circuit | qubits | layers | batch | dtype | peak RSS increase MiB |"]
+        lines += ["|---|---|---|---|---|---|"]
+        for r in data["memory"]:
+            lines.append(
+                f"| {r['circuit']} | {r['qubits']} | {r['layers']} | {r['batch']} | {r['dtype']} "
+                f"| {r['increase_mib']:,.0f} |"
+            )
+        lines.append("")
+    (out / "benchmark.md").write_text("\n".join(lines))
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, required=True, help="folder for benchmark.json/.md")
+    p.add_argument("--sections", nargs="+", default=["layer", "e2e", "memory"])
+    p.add_argument("--quick", action="store_true", help="a small grid, for a smoke test")
+    p.add_argument("--circuits", nargs="+", default=["unentangled", "entangled"])
+    p.add_argument("--qubits", nargs="+", type=int, default=[4, 8, 12])
+    p.add_argument("--layers", nargs="+", type=int, default=[1, 3])
+    p.add_argument("--batches", nargs="+", type=int, default=[1, 64, 256, 2048])
+    p.add_argument("--executors", nargs="+", default=list(EXECUTORS), choices=EXECUTORS)
+    p.add_argument("--rounds", type=int, default=7, help="interleaved rounds per configuration")
+    p.add_argument("--target", type=float, default=0.05, help="seconds per timing sample")
+    p.add_argument(
+        "--budget", type=float, default=3.0, help="seconds above which a call is timed once"
+    )
+    p.add_argument("--envs", nargs="+", type=int, default=[8, 1])
+    p.add_argument("--e2e-repeats", type=int, default=3)
+    p.add_argument("--e2e-timesteps", type=int, default=100_000)
+    p.add_argument("--e2e-pennylane-timesteps", type=int, default=5_000)
+    p.add_argument("--memory-batch", type=int, default=2048)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.qubits, args.layers, args.batches, args.rounds = [4], [1], [1, 64], 3
+        args.envs, args.e2e_repeats = [8], 1
+        args.e2e_timesteps, args.e2e_pennylane_timesteps = 2_048, 512
+        args.memory_batch, args.target = 64, 0.01
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the chosen sections and write the report."""
+    args = parse_args(argv)
+    torch.set_num_threads(1)
+    command = "python scripts/benchmark.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    data: dict[str, Any] = {"machine": machine(), "command": command}
+    if "layer" in args.sections:
+        data["layer"] = [asdict(r) for r in layer_section(args)]
+    if "e2e" in args.sections:
+        data["e2e"] = [asdict(r) for r in e2e_section(args)]
+    if "memory" in args.sections:
+        data["memory"] = memory_section(args)
+    data["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    write_report(args.out, data, command)
+    print(f"wrote {args.out / 'benchmark.md'} and benchmark.json")
+
+
+if __name__ == "__main__":
+    main()
