@@ -31,7 +31,6 @@ import json
 import math
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -274,7 +273,7 @@ def e2e_section(args: argparse.Namespace) -> list[E2EResult]:
 
 
 _MEMORY_SNIPPET = """
-import json, resource, sys, torch
+import json, sys, torch
 torch.set_num_threads(1)
 import gymnasium as gym, numpy as np
 from qrl.extractors import QuantumExtractor
@@ -283,15 +282,19 @@ space = gym.spaces.Box(-np.inf, np.inf, (qubits,), np.float32)
 layer = QuantumExtractor(space, circuit=circuit, n_layers=layers, dtype=dtype)
 x = torch.randn(batch, qubits)
 layer(x[:2]).sum().backward()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) / 1024
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current RSS
+before = status("VmRSS")
 layer(x).sum().backward()
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"baseline_mib": before / 1024, "peak_mib": after / 1024}))
+print(json.dumps({"baseline_mib": before, "peak_mib": status("VmHWM")}))
 """
 
 
 def memory_section(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Peak RSS increase of one forward+backward pass, each case in a fresh process."""
+    """Peak RSS increase of one forward+backward pass, each case in a fresh process (Linux)."""
     out = []
     for circuit in ("unentangled", "entangled"):
         for dtype in ("float32", "float64"):
@@ -371,16 +374,20 @@ def layer_table(rows: list[LayerResult], mode: str) -> list[str]:
 
 
 def e2e_table(rows: list[E2EResult]) -> list[str]:
-    """Markdown: steps/s and wall time per agent and environment count, with ratios."""
+    """Markdown: steps/s and wall time per agent and environment count, with ratios.
+
+    The unentangled agent's wall time over the MLP's is paired by repeat (the two ran one
+    after the other); default.qubit's extrapolated wall time is divided by the medians.
+    """
     lines = [
         "| envs | agent | executor | runs | steps | steps/s median (min-max) | training wall s "
-        "| wall / MLP |",
-        "|---|---|---|---|---|---|---|---|",
+        "| wall / MLP (paired runs: median, min-max) | default.qubit / this |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for n_envs in sorted({r.n_envs for r in rows}, reverse=True):
         group = [r for r in rows if r.n_envs == n_envs]
-        mlp = [r for r in group if r.agent == "mlp"]
-        mlp_wall = statistics.median(_wall(r) for r in mlp) if mlp else None
+        mlp = {r.repeat: _wall(r) for r in group if r.agent == "mlp"}
+        pennylane = [_wall(r) for r in group if r.executor == "default.qubit"]
         for key in (("mlp", "torch"), ("unentangled", "torch"), ("unentangled", "default.qubit")):
             runs = [r for r in group if (r.agent, r.executor) == key]
             if not runs:
@@ -392,11 +399,18 @@ def e2e_table(rows: list[E2EResult]) -> list[str]:
             if runs[0].extrapolated_to:
                 steps += f" (scaled to {runs[0].extrapolated_to:,})"
                 label += " (extrapolated)"
-            ratio = f"{wall / mlp_wall:.2f}" if mlp_wall else "-"
+            ratios = [_wall(r) / mlp[r.repeat] for r in runs if r.repeat in mlp]
+            if key[1] == "default.qubit" and mlp:
+                ratio = f"{wall / statistics.median(mlp.values()):.2f} (medians)"
+            elif ratios:
+                ratio = f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
+            else:
+                ratio = "-"
+            speedup = f"{statistics.median(pennylane) / wall:.1f}x" if pennylane else "-"
             lines.append(
                 f"| {n_envs} | {key[0]} | {key[1]} | {len(runs)} | {steps} | "
                 f"{statistics.median(rates):,.0f} ({min(rates):,.0f}-{max(rates):,.0f}) | "
-                f"{label} | {ratio} |"
+                f"{label} | {ratio} | {speedup} |"
             )
     return lines
 
@@ -407,15 +421,16 @@ def _wall(r: E2EResult) -> float:
     return r.wall_s * target / r.timesteps
 
 
-def write_report(out: Path, data: dict[str, Any], command: str) -> None:
+def write_report(out: Path, data: dict[str, Any]) -> None:
     """benchmark.json and benchmark.md in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "benchmark.json").write_text(json.dumps(data, indent=2) + "\n")
     m = data["machine"]
+    commands = data.get("commands", {})
     lines = [
         "# qrl benchmark",
         "",
-        f"Command: `{command}`",
+        "Commands, per section: " + "; ".join(f"{k}: `{v}`" for k, v in commands.items()) + ".",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; Python {m['python']}, "
         f"torch {m['torch']} ({m['torch_threads']} thread), NumPy {m['numpy']}, PennyLane "
@@ -467,6 +482,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--e2e-timesteps", type=int, default=100_000)
     p.add_argument("--e2e-pennylane-timesteps", type=int, default=5_000)
     p.add_argument("--memory-batch", type=int, default=2048)
+    p.add_argument(
+        "--report-only", action="store_true", help="rewrite benchmark.md from benchmark.json"
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.qubits, args.layers, args.batches, args.rounds = [4], [1], [1, 64], 3
@@ -480,16 +498,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Run the chosen sections and write the report."""
     args = parse_args(argv)
     torch.set_num_threads(1)
+    if args.report_only:
+        write_report(args.out, json.loads((args.out / "benchmark.json").read_text()))
+        return
     command = "python scripts/benchmark.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    data: dict[str, Any] = {"machine": machine(), "command": command}
-    if "layer" in args.sections:
-        data["layer"] = [asdict(r) for r in layer_section(args)]
-    if "e2e" in args.sections:
-        data["e2e"] = [asdict(r) for r in e2e_section(args)]
-    if "memory" in args.sections:
-        data["memory"] = memory_section(args)
-    data["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    write_report(args.out, data, command)
+    # Sections not run this time are kept from an earlier report in the same folder.
+    previous = args.out / "benchmark.json"
+    data: dict[str, Any] = json.loads(previous.read_text()) if previous.is_file() else {}
+    data["machine"] = machine()
+    old = data.pop("command", None)  # reports that kept one command for all sections
+    commands = data.setdefault(
+        "commands", {s: old for s in ("layer", "e2e", "memory") if s in data}
+    )
+    runners = {"layer": layer_section, "e2e": e2e_section, "memory": memory_section}
+    for section in args.sections:
+        rows = runners[section](args)
+        data[section] = [asdict(r) if hasattr(r, "__dataclass_fields__") else r for r in rows]
+        commands[section] = f"{command}  # {time.strftime('%Y-%m-%d')}"
+    write_report(args.out, data)
     print(f"wrote {args.out / 'benchmark.md'} and benchmark.json")
 
 

@@ -100,14 +100,17 @@ def test_product_and_state_vector_paths_agree():
     torch.testing.assert_close(run_product(*args), run_statevector(*args), atol=1e-12, rtol=0)
 
 
-def test_inference_keeps_no_graph():
-    """Under no_grad nothing is recorded; with grad, one node per circuit call."""
-    circuit, weights, inputs = _case("entangled", 4, {})
+@pytest.mark.parametrize(
+    ("name", "node"), [("unentangled", "ProductCircuit"), ("entangled", "StateVectorCircuit")]
+)
+def test_inference_records_nothing(name, node):
+    """Under no_grad no autograd node is created; with grad, one node per circuit call."""
+    circuit, weights, inputs = _case(name, 4, {})
     with torch.no_grad():
         out = TorchSimulator()(circuit, inputs, weights)
     assert out.grad_fn is None
     out = TorchSimulator()(circuit, inputs, weights)
-    assert type(out.grad_fn).__name__ == "StateVectorCircuitBackward"
+    assert type(out.grad_fn).__name__ == f"{node}Backward"
 
 
 def test_cnot_ring_table_is_a_permutation_and_matches_gates():
@@ -129,3 +132,13 @@ def test_cuda_matches_cpu():
         torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-5, rtol=0)
         for g, c in zip(gpu_grads, cpu_grads, strict=True):
             torch.testing.assert_close(g.cpu(), c, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("force_torch", [False, True], ids=["numpy", "torch"])
+@pytest.mark.parametrize(("name", "n_qubits", "options"), CASES)
+def test_inference_path_matches_training_path(name, n_qubits, options, force_torch):
+    circuit, weights, inputs = _case(name, n_qubits, options)
+    simulator = TorchSimulator(force_torch)
+    with torch.no_grad():
+        fast = simulator(circuit, inputs, weights)
+    torch.testing.assert_close(fast, simulator(circuit, inputs, weights).detach(), atol=0, rtol=0)

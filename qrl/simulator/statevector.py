@@ -134,6 +134,20 @@ def _gates(ops: Ops, angles: Any, axes: tuple[int, ...]) -> Pair:
     return c - isz, -isx - sy, sy - isx, c + isz
 
 
+def _product_state(ops: Ops, u: Pair, n: int) -> Any:
+    """The amplitudes (batch, 2^a, 2^b) of the product of each qubit's U |0>."""
+    a, _ = halves(n)
+    batch = u[0].shape[0]
+    halves_ = []
+    for wires in (range(a), range(a, n)):
+        v = ops.zeros((batch, 1), u[0]) + 1
+        for q in wires:
+            column = ops.xp.stack([u[0][:, q], u[2][:, q]], -1)  # U_q |0>
+            v = (v[:, :, None] * column[:, None, :]).reshape(batch, -1)
+        halves_.append(v)
+    return ops.contiguous(halves_[0][:, :, None] * halves_[1][:, None, :])
+
+
 def kron(ops: Ops, u: Any) -> Any:
     """Kronecker product over dim -3 of (..., k, 2, 2) matrices, wire order kept."""
     out = u[..., 0, :, :]
@@ -252,10 +266,11 @@ class StateVectorCircuit(torch.autograd.Function):
                 u: Pair = tuple(g[first] for g in gates)
                 for m in range(first + 1, stop):
                     u = mul2(tuple(g[m] for g in gates), u)
-                left, right = half_operators(ops, stack2(ops, u), n)
-                if state is None:
-                    state = ops.contiguous(left[:, :, 0, None] * right[:, None, :, 0])
+                if state is None:  # the first run makes a product state: no Kronecker matrices
+                    left = right = None
+                    state = _product_state(ops, u, n)
                 else:
+                    left, right = half_operators(ops, stack2(ops, u), n)
                     state = mm(mm(left, state), right.swapaxes(-1, -2))
                 runs.append((first, stop, u, left, right, state))
             elif state is not None:
@@ -289,9 +304,9 @@ class StateVectorCircuit(torch.autograd.Function):
         if b:
             right = embed(ops, tuple(w[:, a:] for w in weights), b)
             lam = lam + mm(state, right.swapaxes(-1, -2))
-        d_angles = ops.zeros(tuple(ctx.angles.shape), ctx.angles)
         runs = list(ctx.runs)
-        for kind, first, stop in reversed(plan.program):
+        coeffs: list[Any] = []  # per run, from last to first
+        for kind, first, _ in reversed(plan.program):
             if kind == "ent":
                 moment = circuit.moments[first]
                 _, inv = _entangler(ops, moment, n, lam)
@@ -300,27 +315,44 @@ class StateVectorCircuit(torch.autograd.Function):
                 lam = flat.reshape(batch, 2**a, 2**b)
                 continue
             _, _, u, left, right, out = runs.pop()
-            d_angles[first:stop] = _run_gradient(ops, plan, ctx.angles, first, stop, u, lam, out)
+            coeffs.append(_run_coefficients(ops, u, lam, out, n))
             if runs:  # carry lambda to before the run: L^H lambda R^*
                 lam = mm(mm(_dagger(left), lam), right.conj())
+        d_angles = _angle_gradients(ops, plan, ctx.angles, ctx.runs, coeffs[::-1])
         grads = assemble_backward(ops, plan, ops.permute(d_angles, 0, 2, 1), x, s, t)
         return (*(None if v is None else ops.unwrap(v, grad) for v in grads), None, None)
 
 
-def _run_gradient(
-    ops: Ops, plan: Any, angles: Any, first: int, stop: int, u: Pair, lam: Any, out: Any
-) -> Any:
-    """Angle gradients (stop - first, batch, n) of one run of single-qubit moments."""
-    batch, n = angles.shape[1], angles.shape[2]
+def _run_coefficients(ops: Ops, u: Pair, lam: Any, out: Any, n: int) -> Any:
+    """Im Tr(U^H T^H U sigma_a), a = x, y, z, for one run: (3, batch * n)."""
     mm = ops.matmul
     t = _per_wire(ops, mm(lam, _dagger(out)), mm(lam.swapaxes(-1, -2), out.conj()), n)
     k = mul2(mul2(dagger2(u), dagger2(t)), u)
-    # Im Tr(K sigma_a) for a = x, y, z.
     coeff = ops.xp.stack([(k[1] + k[2]).imag, (k[1] - k[2]).real, (k[0] - k[3]).imag])
-    rows = angles[first:stop].reshape(stop - first, batch * n)
-    _, (_, axis_rows) = bloch_forward(ops, rows, plan.axes[first:stop], True)
-    grad = (axis_rows * coeff.reshape(1, 3, batch * n)).sum(1)
-    return grad.reshape(stop - first, batch, n)
+    return coeff.reshape(3, -1)
+
+
+def _angle_gradients(ops: Ops, plan: Any, angles: Any, runs: list[Any], coeffs: list[Any]) -> Any:
+    """Angle gradients (rows, batch, n): each run's coefficients times its moments' axes
+    pulled back by the prefix rotations, one Bloch pass for all runs of the same gates."""
+    rows, batch, n = angles.shape
+    d_angles = ops.zeros((rows, batch, n), angles)
+    spans = [(r[0], r[1]) for r in runs]
+    same = len({plan.axes[f:e] for f, e in spans}) == 1
+    if same:
+        first, stop = spans[0]
+        grouped = ops.xp.stack([angles[f:e].reshape(stop - first, -1) for f, e in spans], 1)
+        _, (_, axis_rows) = bloch_forward(
+            ops, grouped.reshape(stop - first, -1), plan.axes[first:stop], True
+        )
+        per_run = axis_rows.reshape(stop - first, 3, len(spans), batch * n)
+        for i, (f, e) in enumerate(spans):
+            d_angles[f:e] = (per_run[:, :, i] * coeffs[i]).sum(1).reshape(e - f, batch, n)
+        return d_angles
+    for (f, e), coeff in zip(spans, coeffs, strict=True):
+        _, (_, axis_rows) = bloch_forward(ops, angles[f:e].reshape(e - f, -1), plan.axes[f:e], True)
+        d_angles[f:e] = (axis_rows * coeff).sum(1).reshape(e - f, batch, n)
+    return d_angles
 
 
 def run_statevector(

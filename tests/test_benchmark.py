@@ -1,0 +1,52 @@
+"""The benchmark harness on a tiny grid: it times, pairs ratios and writes its report."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "benchmark.py"
+
+
+@pytest.fixture(scope="module")
+def benchmark():
+    spec = importlib.util.spec_from_file_location("qrl_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["qrl_benchmark"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_layer_grid_and_report(benchmark, tmp_path):
+    args = benchmark.parse_args(
+        ["--out", str(tmp_path), "--qubits", "3", "--layers", "1", "--batches", "2"]
+    )
+    args.executors, args.rounds, args.target = ["mlp", "torch-f32", "torch-f64"], 3, 0.002
+    rows = benchmark.layer_section(args)
+    assert {(r.circuit, r.mode, r.executor) for r in rows} == {
+        (c, m, e) for c in args.circuits for m in ("fwd", "fwd+bwd") for e in args.executors
+    }
+    for r in rows:
+        assert r.rounds == 3 and 0 < r.min_ms <= r.median_ms <= r.max_ms
+        if r.executor != "mlp":
+            low, high = r.ratio_to_mlp[1], r.ratio_to_mlp[2]
+            assert 0 < low <= r.ratio_to_mlp[0] <= high
+    data = {"machine": benchmark.machine(), "layer": [r.__dict__ for r in rows]}
+    data["commands"] = {"layer": "python scripts/benchmark.py ..."}
+    benchmark.write_report(tmp_path, data)
+    report = (tmp_path / "benchmark.md").read_text()
+    assert "| unentangled | 3 | 1 | 2 |" in report and "torch-f32 / MLP" in report
+    assert json.loads((tmp_path / "benchmark.json").read_text())["layer"][0]["rounds"] == 3
+
+
+def test_slow_executor_is_timed_once_then_skipped(benchmark, tmp_path):
+    args = benchmark.parse_args(["--out", str(tmp_path), "--qubits", "2", "--layers", "1"])
+    args.circuits, args.batches, args.executors = ["unentangled"], [1, 4], ["torch-f32"]
+    args.rounds, args.budget = 2, 0.0  # every call is over this budget
+    rows = [r for r in benchmark.layer_section(args) if r.mode == "fwd"]
+    assert rows[0].rounds == 1 and rows[0].note.startswith("one call only")
+    assert rows[1].median_ms is None and rows[1].note.startswith("skipped")
