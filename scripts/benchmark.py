@@ -465,7 +465,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, required=True, help="folder for benchmark.json/.md")
-    p.add_argument("--sections", nargs="+", default=["layer", "e2e", "memory"])
+    p.add_argument(
+        "--sections",
+        nargs="+",
+        default=["layer", "e2e", "memory"],
+        choices=["layer", "e2e", "memory"],
+    )
     p.add_argument("--quick", action="store_true", help="a small grid, for a smoke test")
     p.add_argument("--circuits", nargs="+", default=["unentangled", "entangled"])
     p.add_argument("--qubits", nargs="+", type=int, default=[4, 8, 12])
@@ -499,7 +504,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     torch.set_num_threads(1)
     if args.report_only:
-        write_report(args.out, json.loads((args.out / "benchmark.json").read_text()))
+        source = args.out / "benchmark.json"
+        if not source.is_file():
+            sys.exit(f"benchmark.py: error: --report-only needs {source}; run a section first")
+        write_report(args.out, json.loads(source.read_text()))
         return
     command = "python scripts/benchmark.py " + " ".join(sys.argv[1:] if argv is None else argv)
     # Sections not run this time are kept from an earlier report in the same folder.

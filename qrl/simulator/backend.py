@@ -137,3 +137,18 @@ def ops_for(t: torch.Tensor, force_torch: bool = False) -> Ops:
 def needs_graph(*tensors: torch.Tensor | None) -> bool:
     """Whether autograd must record this call (grad mode on and some input requires grad)."""
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+def device_of(a: Any) -> Any:
+    """The device of a tensor, None for a NumPy array."""
+    return getattr(a, "device", None)
+
+
+def wrap_all(ops: Ops, *tensors: torch.Tensor | None) -> tuple[Any, ...]:
+    """:meth:`wrap` each tensor, keeping None."""
+    return tuple(None if t is None else ops.wrap(t) for t in tensors)
+
+
+def unwrap_all(ops: Ops, arrays: tuple[Any, ...], like: torch.Tensor) -> tuple[Any, ...]:
+    """:meth:`unwrap` each array, keeping None."""
+    return tuple(None if a is None else ops.unwrap(a, like) for a in arrays)

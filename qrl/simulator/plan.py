@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from qrl.circuits import ENTANGLERS, Circuit, InputAngle, WeightAngle
-from qrl.simulator.backend import Ops
+from qrl.simulator.backend import Ops, device_of
 
 AXES = {"RX": 0, "RY": 1, "RZ": 2, "H": 3}
 PAULI_INDEX = {"X": 0, "Y": 1, "Z": 2}
@@ -133,7 +133,7 @@ class Tables(NamedTuple):
 
 def tables(ops: Ops, plan: Plan, like: Any) -> Tables:
     """The (cached) index arrays of a plan, for the backend, dtype and device of ``like``."""
-    device = getattr(like, "device", None)
+    device = device_of(like)
     key = (ops, like.dtype, device)
     hit = plan.cache.get(key)
     if hit is not None:

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from qrl.circuits import Circuit
-from qrl.simulator.backend import Ops, needs_graph, ops_for
+from qrl.simulator.backend import Ops, device_of, needs_graph, ops_for, unwrap_all, wrap_all
 from qrl.simulator.plan import Plan, assemble, assemble_backward, make_plan
 
 _SQRT_HALF = 1 / math.sqrt(2)
@@ -82,7 +82,7 @@ def product_values(ops: Ops, plan: Plan, x: Any, s: Any, t: Any, record: bool) -
     angles = assemble(ops, plan, x, s, t)
     rows, n, batch = angles.shape
     bloch, saved = bloch_forward(ops, angles.reshape(rows, n * batch), plan.axes, record)
-    values = bloch[ops.index(plan.observables, _dev(x))]  # (observables, n * batch)
+    values = bloch[ops.index(plan.observables, device_of(x))]  # (observables, n * batch)
     return ops.permute(values.reshape(-1, n, batch), 2, 1, 0).reshape(batch, -1), saved
 
 
@@ -100,7 +100,7 @@ class ProductCircuit(torch.autograd.Function):
     ) -> torch.Tensor:
         ops = ops_for(inputs, force_torch)
         plan = make_plan(circuit)
-        x, s, t = (None if a is None else ops.wrap(a) for a in (inputs, scale, theta))
+        x, s, t = wrap_all(ops, inputs, scale, theta)
         values, saved = product_values(ops, plan, x, s, t, record=True)
         ctx.ops, ctx.plan, ctx.arrays, ctx.saved = ops, plan, (x, s, t), saved
         return ops.unwrap(values, inputs)
@@ -113,16 +113,13 @@ class ProductCircuit(torch.autograd.Function):
         batch, n = x.shape[0], x.shape[1]
         g = ops.wrap(grad).reshape(batch, n, len(plan.observables))
         full = ops.zeros((3, n * batch), x)
-        full[ops.index(plan.observables, _dev(x))] = ops.permute(g, 2, 1, 0).reshape(-1, n * batch)
+        full[ops.index(plan.observables, device_of(x))] = ops.permute(g, 2, 1, 0).reshape(
+            -1, n * batch
+        )
         final, axis_rows = ctx.saved
         d_angles = bloch_backward(ops, final, axis_rows, full)
         grads = assemble_backward(ops, plan, d_angles.reshape(-1, n, batch), x, s, t)
-        out = tuple(None if a is None else ops.unwrap(a, grad) for a in grads)
-        return (*out, None, None)
-
-
-def _dev(a: Any) -> Any:
-    return getattr(a, "device", None)
+        return (*unwrap_all(ops, grads, grad), None, None)
 
 
 def run_product(
@@ -144,7 +141,7 @@ def run_product(
         out: torch.Tensor = ProductCircuit.apply(inputs, scale, theta, circuit, force_torch)
         return out
     ops = ops_for(inputs, force_torch)  # inference: no autograd node, nothing recorded
-    x, s, t = (None if a is None else ops.wrap(a) for a in (inputs, scale, theta))
+    x, s, t = wrap_all(ops, inputs, scale, theta)
     values, _ = product_values(ops, make_plan(circuit), x, s, t, record=False)
     return ops.unwrap(values, inputs)
 

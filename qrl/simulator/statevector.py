@@ -26,7 +26,16 @@ import numpy as np
 import torch
 
 from qrl.circuits import Circuit
-from qrl.simulator.backend import NumpyOps, Ops, TorchOps, needs_graph, ops_for
+from qrl.simulator.backend import (
+    NumpyOps,
+    Ops,
+    TorchOps,
+    device_of,
+    needs_graph,
+    ops_for,
+    unwrap_all,
+    wrap_all,
+)
 from qrl.simulator.plan import assemble, assemble_backward, make_plan
 from qrl.simulator.product import bloch_forward
 
@@ -98,7 +107,7 @@ def stack2(ops: Ops, a: Pair) -> Any:
 def partial_traces(ops: Ops, m: Any, k: int) -> Pair:
     """Per wire q of a k-wire operator (batch, D, D), the 2x2 partial trace: (batch, k) each."""
     batch, d = m.shape[0], 2**k
-    diag_idx, flip_idx, bits, side = _tables(ops, k, m.dtype, _device(m))
+    diag_idx, flip_idx, bits, side = _tables(ops, k, m.dtype, device_of(m))
     flat = m.reshape(batch, d * d)
     on = flat[:, diag_idx] @ side  # (batch, 2k): sums over bit_q = 0, then bit_q = 1
     off = (flat[:, flip_idx].reshape(batch, 1, k, d) * bits).sum(-1)  # (batch, 2, k)
@@ -108,17 +117,13 @@ def partial_traces(ops: Ops, m: Any, k: int) -> Pair:
 def embed(ops: Ops, o: Pair, k: int) -> Any:
     """The adjoint of :func:`partial_traces`: sum over wires q of I x O_q x I, (batch, D, D)."""
     batch, d = o[0].shape[0], 2**k
-    diag_idx, flip_idx, bits, _ = _tables(ops, k, o[0].dtype, _device(o[0]))
+    diag_idx, flip_idx, bits, _ = _tables(ops, k, o[0].dtype, device_of(o[0]))
     diag = o[0] @ bits[0] + o[3] @ bits[1]
     off = o[1][:, :, None] * bits[0] + o[2][:, :, None] * bits[1]
     out = ops.zeros((batch, d * d), o[0])
     out[:, diag_idx] = diag
     out[:, flip_idx] = off.reshape(batch, k * d)
     return out.reshape(batch, d, d)
-
-
-def _device(a: Any) -> Any:
-    return getattr(a, "device", None)
 
 
 def _gates(ops: Ops, angles: Any, axes: tuple[int, ...]) -> Pair:
@@ -193,7 +198,7 @@ def entangler_table(gate: str, pairs: tuple[tuple[int, int], ...], n: int) -> np
 def _entangler(ops: Ops, moment: Any, n: int, like: Any) -> tuple[Any, Any]:
     """Forward and backward tables of an entangling moment, for the backend of ``like``."""
     numpy = ops is NumpyOps
-    return _entangler_cached(numpy, moment.gate, moment.pairs, n, like.real.dtype, _device(like))
+    return _entangler_cached(numpy, moment.gate, moment.pairs, n, like.real.dtype, device_of(like))
 
 
 @functools.lru_cache(maxsize=128)
@@ -252,8 +257,7 @@ class StateVectorCircuit(torch.autograd.Function):
         # Past ~10 qubits the arrays are large and PyTorch's kernels beat NumPy's.
         ops = ops_for(inputs, force_torch or circuit.n_qubits > TORCH_FROM_QUBITS)
         plan = make_plan(circuit)
-        x, t = ops.wrap(inputs), ops.wrap(theta)
-        s = None if scale is None else ops.wrap(scale)
+        x, s, t = wrap_all(ops, inputs, scale, theta)
         angles = ops.contiguous(ops.permute(assemble(ops, plan, x, s, t), 0, 2, 1))
         batch, n = x.shape[0], circuit.n_qubits
         a, b = halves(n)
@@ -283,7 +287,9 @@ class StateVectorCircuit(torch.autograd.Function):
             state = ops.zeros((batch, 2**a, 2**b), angles, complex_=True)
             state[:, 0, 0] = 1
         rho = _per_wire(ops, mm(state, _dagger(state)), mm(state.swapaxes(-1, -2), state.conj()), n)
-        values = ops.xp.stack(_expectations(rho), -1)[:, :, ops.index(plan.observables, _device(x))]
+        values = ops.xp.stack(_expectations(rho), -1)[
+            :, :, ops.index(plan.observables, device_of(x))
+        ]
         if any(ctx.needs_input_grad[:3]):
             ctx.ops, ctx.plan, ctx.circuit = ops, plan, circuit
             ctx.arrays, ctx.angles, ctx.runs, ctx.state = (x, s, t), angles, runs, state
@@ -297,7 +303,7 @@ class StateVectorCircuit(torch.autograd.Function):
         n, batch = circuit.n_qubits, x.shape[0]
         a, b = halves(n)
         g = ops.zeros((batch, n, 3), x)
-        g[:, :, ops.index(plan.observables, _device(x))] = ops.wrap(grad).reshape(batch, n, -1)
+        g[:, :, ops.index(plan.observables, device_of(x))] = ops.wrap(grad).reshape(batch, n, -1)
         weights = _pauli_operators(g)  # d loss / d rho_q, per wire
         state, mm = ctx.state, ops.matmul
         lam = mm(embed(ops, tuple(w[:, :a] for w in weights), a), state)
@@ -320,7 +326,7 @@ class StateVectorCircuit(torch.autograd.Function):
                 lam = mm(mm(_dagger(left), lam), right.conj())
         d_angles = _angle_gradients(ops, plan, ctx.angles, ctx.runs, coeffs[::-1])
         grads = assemble_backward(ops, plan, ops.permute(d_angles, 0, 2, 1), x, s, t)
-        return (*(None if v is None else ops.unwrap(v, grad) for v in grads), None, None)
+        return (*unwrap_all(ops, grads, grad), None, None)
 
 
 def _run_coefficients(ops: Ops, u: Pair, lam: Any, out: Any, n: int) -> Any:
