@@ -36,7 +36,7 @@ from qrl.simulator.backend import (
     unwrap_all,
     wrap_all,
 )
-from qrl.simulator.plan import assemble, assemble_backward, make_plan
+from qrl.simulator.plan import Plan, assemble, assemble_backward, make_plan
 from qrl.simulator.product import bloch_forward
 
 TORCH_FROM_QUBITS = 10
@@ -242,6 +242,50 @@ def _dagger(m: Any) -> Any:
     return m.conj().swapaxes(-1, -2)
 
 
+def _ops(inputs: torch.Tensor, circuit: Circuit, force_torch: bool) -> Ops:
+    # Past ~10 qubits the arrays are large and PyTorch's kernels beat NumPy's.
+    return ops_for(inputs, force_torch or circuit.n_qubits > TORCH_FROM_QUBITS)
+
+
+def statevector_values(
+    ops: Ops, plan: Plan, circuit: Circuit, x: Any, s: Any, t: Any
+) -> tuple[Any, tuple[Any, Any, Any]]:
+    """Expectation values (batch, n * observables) of any circuit, and what the backward
+    pass needs: the angles, each run's (first, stop, gates, L, R, amplitudes after it), and
+    the final amplitudes."""
+    angles = ops.contiguous(ops.permute(assemble(ops, plan, x, s, t), 0, 2, 1))
+    batch, n = x.shape[0], circuit.n_qubits
+    a, b = halves(n)
+    gates = _gates(ops, angles, plan.axes)
+    mm = ops.matmul
+    state: Any = None  # None: still |0...0>, which CNOT and CZ leave alone
+    runs: list[tuple[int, int, Pair, Any, Any, Any]] = []
+    for kind, first, stop in plan.program:
+        if kind == "rot":
+            u: Pair = tuple(g[first] for g in gates)
+            for m in range(first + 1, stop):
+                u = mul2(tuple(g[m] for g in gates), u)
+            if state is None:  # the first run makes a product state: no Kronecker matrices
+                left = right = None
+                state = _product_state(ops, u, n)
+            else:
+                left, right = half_operators(ops, stack2(ops, u), n)
+                state = mm(mm(left, state), right.swapaxes(-1, -2))
+            runs.append((first, stop, u, left, right, state))
+        elif state is not None:
+            moment = circuit.moments[first]
+            fwd, _ = _entangler(ops, moment, n, state)
+            flat = state.reshape(batch, 2**n)
+            flat = flat[:, fwd] if moment.gate == "CNOT" else flat * fwd
+            state = flat.reshape(batch, 2**a, 2**b)
+    if state is None:
+        state = ops.zeros((batch, 2**a, 2**b), angles, complex_=True)
+        state[:, 0, 0] = 1
+    rho = _per_wire(ops, mm(state, _dagger(state)), mm(state.swapaxes(-1, -2), state.conj()), n)
+    values = ops.xp.stack(_expectations(rho), -1)[:, :, ops.index(plan.observables, device_of(x))]
+    return values.reshape(batch, -1), (angles, runs, state)
+
+
 class StateVectorCircuit(torch.autograd.Function):
     """Inputs and weights to expectation values of any circuit, in one autograd node."""
 
@@ -254,46 +298,13 @@ class StateVectorCircuit(torch.autograd.Function):
         circuit: Circuit,
         force_torch: bool,
     ) -> torch.Tensor:
-        # Past ~10 qubits the arrays are large and PyTorch's kernels beat NumPy's.
-        ops = ops_for(inputs, force_torch or circuit.n_qubits > TORCH_FROM_QUBITS)
+        ops = _ops(inputs, circuit, force_torch)
         plan = make_plan(circuit)
         x, s, t = wrap_all(ops, inputs, scale, theta)
-        angles = ops.contiguous(ops.permute(assemble(ops, plan, x, s, t), 0, 2, 1))
-        batch, n = x.shape[0], circuit.n_qubits
-        a, b = halves(n)
-        gates = _gates(ops, angles, plan.axes)
-        mm = ops.matmul
-        state: Any = None  # None: still |0...0>, which CNOT and CZ leave alone
-        runs: list[tuple[int, int, Pair, Any, Any, Any]] = []
-        for kind, first, stop in plan.program:
-            if kind == "rot":
-                u: Pair = tuple(g[first] for g in gates)
-                for m in range(first + 1, stop):
-                    u = mul2(tuple(g[m] for g in gates), u)
-                if state is None:  # the first run makes a product state: no Kronecker matrices
-                    left = right = None
-                    state = _product_state(ops, u, n)
-                else:
-                    left, right = half_operators(ops, stack2(ops, u), n)
-                    state = mm(mm(left, state), right.swapaxes(-1, -2))
-                runs.append((first, stop, u, left, right, state))
-            elif state is not None:
-                moment = circuit.moments[first]
-                fwd, _ = _entangler(ops, moment, n, state)
-                flat = state.reshape(batch, 2**n)
-                flat = flat[:, fwd] if moment.gate == "CNOT" else flat * fwd
-                state = flat.reshape(batch, 2**a, 2**b)
-        if state is None:
-            state = ops.zeros((batch, 2**a, 2**b), angles, complex_=True)
-            state[:, 0, 0] = 1
-        rho = _per_wire(ops, mm(state, _dagger(state)), mm(state.swapaxes(-1, -2), state.conj()), n)
-        values = ops.xp.stack(_expectations(rho), -1)[
-            :, :, ops.index(plan.observables, device_of(x))
-        ]
-        if any(ctx.needs_input_grad[:3]):
-            ctx.ops, ctx.plan, ctx.circuit = ops, plan, circuit
-            ctx.arrays, ctx.angles, ctx.runs, ctx.state = (x, s, t), angles, runs, state
-        return ops.unwrap(values.reshape(batch, -1), inputs)
+        values, (angles, runs, state) = statevector_values(ops, plan, circuit, x, s, t)
+        ctx.ops, ctx.plan, ctx.circuit = ops, plan, circuit
+        ctx.arrays, ctx.angles, ctx.runs, ctx.state = (x, s, t), angles, runs, state
+        return ops.unwrap(values, inputs)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -379,12 +390,7 @@ def run_statevector(
     if needs_graph(inputs, scale, theta):
         out: torch.Tensor = StateVectorCircuit.apply(inputs, scale, theta, circuit, force_torch)
         return out
-    with torch.no_grad():  # inference: no autograd node
-        out = StateVectorCircuit.forward(_NoContext(), inputs, scale, theta, circuit, force_torch)
-    return out
-
-
-class _NoContext:
-    """Stands in for autograd's context when nothing is recorded."""
-
-    needs_input_grad = (False, False, False, False, False)
+    ops = _ops(inputs, circuit, force_torch)  # inference: no autograd node
+    x, s, t = wrap_all(ops, inputs, scale, theta)
+    values, _ = statevector_values(ops, make_plan(circuit), circuit, x, s, t)
+    return ops.unwrap(values, inputs)
