@@ -6,7 +6,8 @@ Quick start::
     run = qrl.train("unentangled", "CartPole-v1", seed=0)
     print(qrl.evaluate(run.path)["mean_return"])
 
-Names are imported on first use, so that ``qrl --help`` does not wait for torch.
+Names are imported on first use, so that ``qrl --help`` does not wait for torch. Importing
+qrl registers its partially observable tasks with Gymnasium (``qrl/CartPoleNoVel-v1``, ...).
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from qrl import tasks as _tasks  # noqa: F401  (registers the qrl/ Gymnasium tasks; no torch import)
+
 if TYPE_CHECKING:
     from qrl.circuits import CIRCUITS, Circuit, make_circuit
     from qrl.errors import QrlError
     from qrl.executors import make_executor
     from qrl.experiment import Run, evaluate, open_run, resume, train
     from qrl.extractors import QuantumExtractor, parameter_counts, set_executor
+    from qrl.fast_weights import FastWeightCell, QFWPPolicy
 
 __version__ = "0.1.0"
 
@@ -37,11 +41,15 @@ _EXPORTS = {
     "QuantumExtractor": "qrl.extractors",
     "parameter_counts": "qrl.extractors",
     "set_executor": "qrl.extractors",
+    "FastWeightCell": "qrl.fast_weights",
+    "QFWPPolicy": "qrl.fast_weights",
 }
 
 __all__ = [
     "CIRCUITS",
     "Circuit",
+    "FastWeightCell",
+    "QFWPPolicy",
     "QrlError",
     "QuantumExtractor",
     "Run",

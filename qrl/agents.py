@@ -2,7 +2,10 @@
 
 The policy block of a preset is plain data. ``extractor: quantum`` puts a
 :class:`~qrl.extractors.QuantumExtractor` in front of SB3's heads and passes it the circuit
-options; every other key is an argument of SB3's policy class (``net_arch``,
+options; for ``recurrent_ppo``, ``cell: lstm`` (sb3-contrib's LSTM policy, as
+:class:`~qrl.recurrent.LSTMPolicy`) or ``cell: qfwp``
+(:class:`~qrl.fast_weights.QFWPPolicy`, circuit options included) selects the recurrent
+policy. Every other key is an argument of SB3's policy class (``net_arch``,
 ``activation_fn`` by name, ``ortho_init``, ...).
 """
 
@@ -13,8 +16,11 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from sb3_contrib import RecurrentPPO
+from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from stable_baselines3 import A2C, DDPG, DQN, PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
@@ -22,8 +28,10 @@ from torch import nn
 
 from qrl.errors import QrlError, lookup
 from qrl.extractors import QuantumExtractor
+from qrl.fast_weights import LSTM_OPTIONS, QFWPPolicy
 from qrl.observations import n_raw_features
 from qrl.presets import RunConfig
+from qrl.recurrent import LSTMPolicy
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
     "ppo": PPO,
@@ -32,6 +40,13 @@ ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
     "sac": SAC,
     "td3": TD3,
     "ddpg": DDPG,
+    "recurrent_ppo": RecurrentPPO,
+}
+
+# Recurrent cells of recurrent_ppo's policy (policy key ``cell``).
+CELLS: dict[str, type[RecurrentActorCriticPolicy]] = {
+    "lstm": LSTMPolicy,
+    "qfwp": QFWPPolicy,
 }
 
 EXTRACTORS: dict[str, type] = {"flatten": FlattenExtractor, "quantum": QuantumExtractor}
@@ -78,19 +93,41 @@ def hyperparameter_names(algorithm: str) -> list[str]:
     return [n for n in _parameters(algorithm_class(algorithm).__init__) if n not in _NOT_HYPER]
 
 
-def policy_option_names(algorithm: str, extractor: str = "flatten") -> list[str]:
-    """Keys a policy block may hold for this algorithm and extractor."""
-    policy_cls = algorithm_class(algorithm).policy_aliases["MlpPolicy"]
+def policy_class(algorithm: str, policy: dict[str, Any]) -> type[BasePolicy]:
+    """The SB3 policy class a policy block selects for an algorithm."""
+    algo = algorithm_class(algorithm)
+    if algo is RecurrentPPO:
+        return lookup(CELLS, str(policy.get("cell", "lstm")).lower(), "cell")
+    if "cell" in policy:
+        raise QrlError(f"policy.cell is for recurrent_ppo, not {algorithm}")
+    return algo.policy_aliases["MlpPolicy"]
+
+
+def policy_option_names(algorithm: str, policy: dict[str, Any] | None = None) -> list[str]:
+    """Keys a policy block may hold for this algorithm, given its extractor and cell."""
+    policy = policy or {}
+    policy_cls = policy_class(algorithm, policy)
     names = [n for n in _parameters(policy_cls.__init__) if n not in _NOT_POLICY]
+    if policy_cls is QFWPPolicy:
+        parent = RecurrentActorCriticPolicy.__init__
+        names += [n for n in _parameters(parent) if n not in _NOT_POLICY and n not in names]
+        names = [n for n in names if n not in LSTM_OPTIONS]
+    if algorithm_class(algorithm) is RecurrentPPO:
+        names.append("cell")
     names.append("extractor")
+    extractor = policy.get("extractor", "flatten")
     if lookup(EXTRACTORS, extractor, "extractor") is QuantumExtractor:
+        if policy_cls is QFWPPolicy:
+            raise QrlError("the qfwp cell runs its own circuit: drop policy.extractor")
         names += [n for n in _parameters(QuantumExtractor.__init__) if n != "observation_space"]
     return names
 
 
 def policy_kwargs(policy: dict[str, Any]) -> dict[str, Any]:
-    """SB3 ``policy_kwargs`` from a preset's policy block."""
+    """SB3 ``policy_kwargs`` from a preset's policy block (``cell`` is read by
+    :func:`policy_class`)."""
     options = dict(policy)
+    options.pop("cell", None)
     extractor = options.pop("extractor", "flatten")
     extractor_cls = lookup(EXTRACTORS, extractor, "extractor")
     circuit_keys = set(inspect.signature(QuantumExtractor.__init__).parameters)
@@ -130,7 +167,8 @@ def build_model(config: RunConfig, env: VecEnv) -> BaseAlgorithm:
     algo = algorithm_class(config.algorithm)
     hyper = {k: schedule(v) if k in SCHEDULED else v for k, v in config.hyperparameters.items()}
     kwargs = policy_kwargs(config.policy)
-    if kwargs.get("features_extractor_class") is QuantumExtractor:
+    policy_cls = policy_class(config.algorithm, config.policy)
+    if kwargs.get("features_extractor_class") is QuantumExtractor or policy_cls is QFWPPolicy:
         n_raw_features(env.observation_space)  # a clear error before SB3's own checks
     if algo is DQN and isinstance(kwargs.get("net_arch"), dict):
         raise QrlError(
@@ -138,7 +176,7 @@ def build_model(config: RunConfig, env: VecEnv) -> BaseAlgorithm:
             f"not {kwargs['net_arch']}; add --set 'policy.net_arch=[]'"
         )
     try:
-        return algo("MlpPolicy", env, policy_kwargs=kwargs, seed=config.seed, verbose=0, **hyper)
+        return algo(policy_cls, env, policy_kwargs=kwargs, seed=config.seed, verbose=0, **hyper)
     except (TypeError, ValueError, KeyError, AssertionError, NotImplementedError) as exc:
         raise QrlError(
             f"cannot build {config.algorithm} for {config.env_id} with agent "

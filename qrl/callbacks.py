@@ -12,7 +12,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import HParam
 from tqdm import tqdm
 
-from qrl.extractors import QuantumExtractor, parameter_counts, quantum_extractors
+from qrl.extractors import CircuitRunner, circuit_modules, parameter_counts
+from qrl.fast_weights import FastWeightCell
 
 _TB_ONLY = ("stdout", "log", "json", "csv")
 
@@ -66,7 +67,9 @@ class QuantumLogger(BaseCallback):
     Once at the start: the circuit drawing, executor, qubit count, parameter counts and the
     hyperparameters (as TensorBoard hparams). After every rollout: norms of the circuit
     weights and of their gradients (mean over the minibatches of the last update), mean
-    input and output scales, and the number of circuits executed.
+    input and output scales, and the number of circuits executed; for fast-weight cells,
+    the norms of the programmed angles (mean over the rollout's steps, maximum, mean at the
+    end of episodes) and of their updates.
 
     :param hparams: flat run configuration to log as hyperparameters
     """
@@ -74,17 +77,18 @@ class QuantumLogger(BaseCallback):
     def __init__(self, hparams: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         self.hparams = dict(hparams or {})
-        self.extractors: list[tuple[str, QuantumExtractor]] = []
+        self.extractors: list[tuple[str, CircuitRunner]] = []
         self._grad_sums: dict[str, list[Any]] = {}  # key -> [sum of norms, count]
         self._handles: list[Any] = []
 
     def _key(self, path: str, name: str) -> str:
         if len(self.extractors) > 1:
-            return f"quantum/{path}/{name}"
+            # sb3-contrib's names for the recurrent cells: lstm_actor, lstm_critic
+            return f"quantum/{path.removeprefix('lstm_')}/{name}"
         return f"quantum/{name}"
 
     def _on_training_start(self) -> None:
-        self.extractors = list(quantum_extractors(self.model, trainable_only=True))
+        self.extractors = list(circuit_modules(self.model, trainable_only=True))
         for path, extractor in self.extractors:
             drawing = "\n".join("    " + line for line in extractor.circuit.draw().splitlines())
             self.logger.record(self._key(path, "circuit"), drawing, exclude=_TB_ONLY)
@@ -127,12 +131,15 @@ class QuantumLogger(BaseCallback):
             if extractor.output_scale is not None:
                 value = float(extractor.output_scale.detach().mean())
                 self.logger.record(self._key(path, "output_scale_mean"), value)
+            if isinstance(extractor, FastWeightCell):
+                for name, value in extractor.pop_stats().items():
+                    self.logger.record(self._key(path, name), value)
         for key, sums in self._grad_sums.items():
             if sums[1]:
                 self.logger.record(key, float(sums[0]) / sums[1])
                 sums[0], sums[1] = 0.0, 0
-        executions = sum(e.circuit_executions for _, e in quantum_extractors(self.model))
-        calls = sum(e.circuit_calls for _, e in quantum_extractors(self.model))
+        executions = sum(e.circuit_executions for _, e in circuit_modules(self.model))
+        calls = sum(e.circuit_calls for _, e in circuit_modules(self.model))
         self.logger.record("quantum/circuit_executions", executions)
         self.logger.record("quantum/circuit_calls", calls)
 

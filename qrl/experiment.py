@@ -36,7 +36,7 @@ from qrl.agents import build_model, load_model
 from qrl.callbacks import ProgressBar, QuantumLogger
 from qrl.envs import make_envs, make_video_env
 from qrl.errors import QrlError
-from qrl.extractors import parameter_counts, quantum_extractors, set_executor
+from qrl.extractors import circuit_modules, parameter_counts, set_executor
 from qrl.presets import RunConfig, load_env_preset, read_yaml, resolve_config, task_settings
 
 EVAL_SEED_OFFSET = 10_000  # evaluation episodes start from states training never saw
@@ -310,7 +310,7 @@ def evaluate_model(
         envs.close()
     r = np.asarray(returns, dtype=float)
     n = np.asarray(lengths, dtype=float)
-    executors = sorted({e.executor_name for _, e in quantum_extractors(model)})
+    executors = sorted({e.executor_name for _, e in circuit_modules(model)})
     result: dict[str, Any] = {
         "env": config.env_id,
         "agent": config.agent,

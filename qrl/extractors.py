@@ -19,7 +19,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-from qrl.circuits import features_per_qubit, make_circuit
+from qrl.circuits import Circuit, features_per_qubit, make_circuit
 from qrl.errors import QrlError, lookup
 from qrl.executors import Executor, make_executor
 from qrl.observations import ObservationEncoder, is_discrete, n_raw_features
@@ -27,7 +27,166 @@ from qrl.observations import ObservationEncoder, is_discrete, n_raw_features
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-class QuantumExtractor(BaseFeaturesExtractor):
+def build_circuit(
+    observation_space: gym.Space,
+    circuit: str = "unentangled",
+    n_layers: int = 2,
+    encoding: str = "auto",
+    rotations: str = "zyz",
+    observables: Sequence[str] = ("X", "Y", "Z"),
+    reupload: bool = True,
+    entangler: str | None = None,
+    n_qubits: int | None = None,
+    features: Sequence[int] | None = None,
+    squash: str = "arctan",
+    memory_qubits: int = 0,
+) -> tuple[Circuit, ObservationEncoder]:
+    """The circuit a policy runs on an observation space, and the encoder of its inputs.
+
+    The options are those of :class:`QuantumExtractor`, and ``memory_qubits``: qubits
+    beyond those the features need (they load no input), when ``n_qubits`` is not given.
+
+    :return: the circuit description and the observation encoder
+    """
+    if encoding == "auto":
+        encoding = "basis" if is_discrete(observation_space) else "rx"
+    elif encoding == "basis" and not is_discrete(observation_space):
+        raise QrlError(
+            f"basis encoding needs a Discrete or MultiBinary space, not {observation_space}"
+        )
+    per_qubit = features_per_qubit(encoding)
+    n_features = len(features) if features is not None else n_raw_features(observation_space)
+    if n_qubits is None:
+        n_qubits = max(1, math.ceil(n_features / per_qubit)) + int(memory_qubits)
+    circuit_kwargs: dict[str, Any] = dict(
+        n_layers=n_layers,
+        encoding=encoding,
+        rotations=rotations,
+        observables=tuple(observables),
+        reupload=reupload,
+    )
+    if entangler is not None:
+        circuit_kwargs["entangler"] = entangler
+    spec = make_circuit(circuit, n_qubits, **circuit_kwargs)
+    if spec.entangling and n_qubits > 20:
+        raise QrlError(
+            f"{n_qubits} qubits are too many to simulate an entangled circuit "
+            "(2^n amplitudes); select features or use the 'unentangled' circuit"
+        )
+    encoder = ObservationEncoder(observation_space, n_qubits, per_qubit, squash, features)
+    return spec, encoder
+
+
+class CircuitRunner(nn.Module):
+    """A module that runs a variational circuit: executor, scales and counters.
+
+    Subclasses set :attr:`circuit`, :attr:`encoder`, :attr:`dtype`, :attr:`input_scale`
+    and :attr:`output_scale` (see :meth:`_setup_circuit`) and call :meth:`run`.
+    """
+
+    circuit: Circuit
+    encoder: ObservationEncoder
+    dtype: torch.dtype
+    theta: torch.Tensor
+    input_scale: nn.Parameter | None
+    output_scale: nn.Parameter | None
+
+    def _setup_circuit(
+        self,
+        spec: Circuit,
+        encoder: ObservationEncoder,
+        output_scaling: bool,
+        executor: str,
+        executor_options: Mapping[str, Any] | None,
+        dtype: str,
+        trainable_theta: bool = True,
+    ) -> None:
+        """Install the circuit, its angles, input and output scales and its executor.
+
+        :param trainable_theta: ``theta`` is a parameter initialised uniformly in [-pi, pi);
+            otherwise a buffer of zeros
+        """
+        self.circuit = spec
+        self.dtype = lookup(DTYPES, dtype, "dtype")
+        self.encoder = encoder
+        init = spec.init_weights(dtype=self.dtype)
+        if trainable_theta:
+            self.theta = nn.Parameter(init["theta"])
+        else:
+            self.register_buffer("theta", torch.zeros_like(init["theta"]))
+        self.input_scale = nn.Parameter(init["input_scale"]) if "input_scale" in init else None
+        ones = torch.ones(spec.n_outputs, dtype=self.dtype)
+        self.output_scale = nn.Parameter(ones) if output_scaling else None
+        self.executor_name = executor
+        self.executor_options = dict(executor_options or {})
+        self._executor: Executor | None = make_executor(executor, self.executor_options)
+        # Circuits run so far in this process (one per sample), and batched calls. A plain
+        # list, not module attributes: nn.Module's __setattr__ costs more than a small circuit.
+        self._counts = [0, 0]
+
+    @property
+    def circuit_executions(self) -> int:
+        """Circuits run so far in this process, one per sample."""
+        return self._counts[0]
+
+    @property
+    def circuit_calls(self) -> int:
+        """Batched executor calls so far in this process."""
+        return self._counts[1]
+
+    @property
+    def executor(self) -> Executor:
+        """The executor that runs the circuit (built on first use after unpickling)."""
+        if self._executor is None:
+            self._executor = make_executor(self.executor_name, self.executor_options)
+        return self._executor
+
+    def set_executor(self, name: str, options: Mapping[str, Any] | None = None) -> None:
+        """Run the same weights on another executor from now on.
+
+        :param name: "torch" or a PennyLane device name
+        :param options: executor options
+        """
+        self._executor = make_executor(name, options)
+        self.executor_name = name
+        self.executor_options = dict(options or {})
+
+    def quantum_parameters(self) -> list[nn.Parameter]:
+        """The parameters of the circuit itself: angles and input and output scales."""
+        return list(self.parameters())
+
+    def run(self, observations: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        """Expectation values (times output scales) for a batch of observations.
+
+        :param observations: preprocessed observations, batch first
+        :param theta: the variational angles, of the circuit's ``theta`` shape, or with
+            the batch dimension in front (one set of angles per sample)
+        :return: float32 tensor of shape (batch, circuit.n_outputs)
+        """
+        inputs = self.encoder(observations).to(self.dtype)
+        weights: dict[str, torch.Tensor] = {"theta": theta.to(self.dtype)}
+        if self.input_scale is not None:
+            weights["input_scale"] = self.input_scale
+        values = self.executor(self.circuit, inputs, weights)
+        counts = self._counts
+        counts[0] += observations.shape[0]
+        counts[1] += 1
+        if self.output_scale is not None:
+            values = values * self.output_scale
+        return values.to(torch.float32)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_executor"] = None  # QNodes and devices are rebuilt, never pickled
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        counts = [state.pop("circuit_executions", 0), state.pop("circuit_calls", 0)]
+        state.setdefault("_counts", counts)  # models saved before the counters moved
+        super().__setstate__(state)
+
+
+class QuantumExtractor(BaseFeaturesExtractor, CircuitRunner):
     """Observation -> encoded angles -> variational circuit -> scaled expectation values.
 
     :param observation_space: the environment's observation space
@@ -66,73 +225,21 @@ class QuantumExtractor(BaseFeaturesExtractor):
         executor_options: Mapping[str, Any] | None = None,
         dtype: str = "float32",
     ) -> None:
-        if encoding == "auto":
-            encoding = "basis" if is_discrete(observation_space) else "rx"
-        elif encoding == "basis" and not is_discrete(observation_space):
-            raise QrlError(
-                f"basis encoding needs a Discrete or MultiBinary space, not {observation_space}"
-            )
-        per_qubit = features_per_qubit(encoding)
-        n_features = len(features) if features is not None else n_raw_features(observation_space)
-        if n_qubits is None:
-            n_qubits = max(1, math.ceil(n_features / per_qubit))
-        circuit_kwargs: dict[str, Any] = dict(
-            n_layers=n_layers,
-            encoding=encoding,
-            rotations=rotations,
-            observables=tuple(observables),
-            reupload=reupload,
+        spec, encoder = build_circuit(
+            observation_space,
+            circuit,
+            n_layers,
+            encoding,
+            rotations,
+            observables,
+            reupload,
+            entangler,
+            n_qubits,
+            features,
+            squash,
         )
-        if entangler is not None:
-            circuit_kwargs["entangler"] = entangler
-        spec = make_circuit(circuit, n_qubits, **circuit_kwargs)
-        if spec.entangling and n_qubits > 20:
-            raise QrlError(
-                f"{n_qubits} qubits are too many to simulate an entangled circuit "
-                "(2^n amplitudes); select features or use the 'unentangled' circuit"
-            )
         super().__init__(observation_space, features_dim=spec.n_outputs)
-        self.circuit = spec
-        self.dtype = lookup(DTYPES, dtype, "dtype")
-        self.encoder = ObservationEncoder(observation_space, n_qubits, per_qubit, squash, features)
-        init = spec.init_weights(dtype=self.dtype)
-        self.theta = nn.Parameter(init["theta"])
-        self.input_scale = nn.Parameter(init["input_scale"]) if "input_scale" in init else None
-        ones = torch.ones(spec.n_outputs, dtype=self.dtype)
-        self.output_scale = nn.Parameter(ones) if output_scaling else None
-        self.executor_name = executor
-        self.executor_options = dict(executor_options or {})
-        self._executor: Executor | None = make_executor(executor, self.executor_options)
-        # Circuits run so far in this process (one per sample), and batched calls. A plain
-        # list, not module attributes: nn.Module's __setattr__ costs more than a small circuit.
-        self._counts = [0, 0]
-
-    @property
-    def circuit_executions(self) -> int:
-        """Circuits run so far in this process, one per sample."""
-        return self._counts[0]
-
-    @property
-    def circuit_calls(self) -> int:
-        """Batched executor calls so far in this process."""
-        return self._counts[1]
-
-    @property
-    def executor(self) -> Executor:
-        """The executor that runs the circuit (built on first use after unpickling)."""
-        if self._executor is None:
-            self._executor = make_executor(self.executor_name, self.executor_options)
-        return self._executor
-
-    def set_executor(self, name: str, options: Mapping[str, Any] | None = None) -> None:
-        """Run the same weights on another executor from now on.
-
-        :param name: "torch" or a PennyLane device name
-        :param options: executor options
-        """
-        self._executor = make_executor(name, options)
-        self.executor_name = name
-        self.executor_options = dict(options or {})
+        self._setup_circuit(spec, encoder, output_scaling, executor, executor_options, dtype)
 
     def weights(self) -> dict[str, torch.Tensor]:
         """The circuit's weights by name, as :meth:`Circuit.angles` takes them."""
@@ -143,37 +250,21 @@ class QuantumExtractor(BaseFeaturesExtractor):
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         """Expectation values (times output scales) for a batch of observations."""
-        inputs = self.encoder(observations).to(self.dtype)
-        values = self.executor(self.circuit, inputs, self.weights())
-        counts = self._counts
-        counts[0] += observations.shape[0]
-        counts[1] += 1
-        if self.output_scale is not None:
-            values = values * self.output_scale
-        return values.to(torch.float32)
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_executor"] = None  # QNodes and devices are rebuilt, never pickled
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        counts = [state.pop("circuit_executions", 0), state.pop("circuit_calls", 0)]
-        state.setdefault("_counts", counts)  # models saved before the counters moved
-        super().__setstate__(state)
+        return self.run(observations, self.theta)
 
 
-def quantum_extractors(
+def circuit_modules(
     model: BaseAlgorithm | BasePolicy, trainable_only: bool = False
-) -> Iterator[tuple[str, QuantumExtractor]]:
-    """The quantum extractors of a model or policy, with their module paths.
+) -> Iterator[tuple[str, CircuitRunner]]:
+    """The modules of a model or policy that run circuits (quantum extractors and fast-weight
+    cells), with their module paths.
 
     :param model: an SB3 algorithm or policy
     :param trainable_only: skip target networks, which are never trained directly
     """
     policy = model.policy if isinstance(model, BaseAlgorithm) else model
     for path, module in policy.named_modules():
-        if isinstance(module, QuantumExtractor):
+        if isinstance(module, CircuitRunner):
             if trainable_only and "target" in path:
                 continue
             yield path, module
@@ -182,16 +273,16 @@ def quantum_extractors(
 def set_executor(
     model: BaseAlgorithm | BasePolicy, name: str, options: Mapping[str, Any] | None = None
 ) -> int:
-    """Switch every quantum extractor of a model to another executor.
+    """Switch every circuit of a model to another executor.
 
     :param model: an SB3 algorithm or policy
     :param name: "torch" or a PennyLane device name
     :param options: executor options
-    :return: the number of extractors switched (0 for a classical policy)
+    :return: the number of circuit modules switched (0 for a classical policy)
     """
     count = 0
-    for _, extractor in quantum_extractors(model):
-        extractor.set_executor(name, options)
+    for _, module in circuit_modules(model):
+        module.set_executor(name, options)
         count += 1
     if count == 0 and name != "torch":
         raise QrlError(f"executor {name!r} given, but this policy has no quantum circuit")
@@ -199,12 +290,14 @@ def set_executor(
 
 
 def parameter_counts(model: BaseAlgorithm | BasePolicy) -> dict[str, int]:
-    """Trainable parameters of a policy: quantum (circuit + scales), classical, total.
+    """Trainable parameters of a policy: quantum (circuit angles and scales), classical, total.
+
+    A fast-weight programmer is classical; the angles it programs are not parameters.
 
     Target networks are not counted: they are copies, not trained parameters.
     """
     policy = model.policy if isinstance(model, BaseAlgorithm) else model
-    quantum_ids = {id(p) for _, e in quantum_extractors(policy) for p in e.parameters()}
+    quantum_ids = {id(p) for _, m in circuit_modules(policy) for p in m.quantum_parameters()}
     quantum = classical = 0
     for name, p in policy.named_parameters():
         if not p.requires_grad or "target" in name:

@@ -158,7 +158,9 @@ def load_env_preset(name: str) -> tuple[str, dict[str, Any]]:
     """
     import gymnasium as gym
 
-    path = find_preset("envs", name)
+    import qrl.tasks  # noqa: F401  (registers the qrl/ tasks)
+
+    path = find_preset("envs", name) or _preset_with_id(name)
     if path is None:
         if name in gym.registry:
             return name, {
@@ -180,6 +182,16 @@ def load_env_preset(name: str) -> tuple[str, dict[str, Any]]:
     for key in ("algorithms", "env_kwargs"):
         data[key] = _mapping(data.get(key), f"'{key}' in {path}")
     return path.stem, data
+
+
+def _preset_with_id(env_id: str) -> Path | None:
+    """The shipped env preset whose Gymnasium id is ``env_id`` (e.g. qrl/CartPoleNoVel-v1)."""
+    for name in preset_names("envs"):
+        path = preset_dir("envs") / f"{name}.yaml"
+        data = parse_yaml(path.read_text(), str(path))
+        if isinstance(data, dict) and data.get("id") == env_id:
+            return path
+    return None
 
 
 def task_settings(env_name: str, env_data: Mapping[str, Any]) -> dict[str, Any]:
@@ -315,7 +327,7 @@ def validate(config: RunConfig) -> None:
     from qrl.agents import algorithm_class, hyperparameter_names, policy_option_names
 
     algorithm_class(config.algorithm)
-    valid_policy = policy_option_names(config.algorithm, config.policy.get("extractor", "flatten"))
+    valid_policy = policy_option_names(config.algorithm, config.policy)
     for key in config.policy:
         if key not in valid_policy:
             raise QrlError(f"unknown policy option {key!r}; {choices_hint(key, valid_policy)}")
