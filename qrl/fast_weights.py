@@ -42,6 +42,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 CRITICS = ("separate", "shared", "none")
+PROGRAMMER_INPUTS = ("observation", "encoded")
 
 # Longest sequence whose linear recurrence runs as one (time x time) matrix product; longer
 # ones (and bounded recurrences) loop over time.
@@ -79,9 +80,12 @@ class FastWeightCell(CircuitRunner):
     episode starts. ``c`` is unused and stays zero.
 
     :param observation_space: the environment's observation space (for the circuit encoding)
-    :param input_size: size of the flattened observation the programmer reads
+    :param input_size: size of the flattened observation
     :param programmer: hidden layer sizes of the slow programmer (the paper: [8])
     :param programmer_activation: "tanh", "relu" or "identity"
+    :param programmer_input: what the programmer reads: "observation" (the flattened
+        observation, as in the paper) or "encoded" (the features as the circuit loads them,
+        after squashing: every feature on the same angular scale)
     :param decay: the decay ``lambda`` of the fast weights (1: plain accumulation)
     :param bound: None, or a bound ``b``: the angles stay in (-b, b) through a tanh
     :param learn_init: learn the initial angles ``theta_0`` (else they are zero)
@@ -95,6 +99,7 @@ class FastWeightCell(CircuitRunner):
         input_size: int,
         programmer: Sequence[int] = (8,),
         programmer_activation: str = "tanh",
+        programmer_input: str = "observation",
         decay: float = 1.0,
         bound: float | None = None,
         learn_init: bool = False,
@@ -105,6 +110,7 @@ class FastWeightCell(CircuitRunner):
         **circuit_options: Any,
     ) -> None:
         super().__init__()
+        lookup(dict.fromkeys(PROGRAMMER_INPUTS), programmer_input, "programmer_input")
         if not 0.0 <= float(decay) <= 1.0:
             raise QrlError(f"decay must be in [0, 1], got {decay}")
         if bound is not None and float(bound) <= 0:
@@ -123,7 +129,11 @@ class FastWeightCell(CircuitRunner):
             self.theta = nn.Parameter(torch.zeros_like(self.theta))
         self.shape = tuple(spec.weight_shapes["theta"])  # (layers, qubits, rotations)
         n_layers, n_qubits, n_rot = self.shape
-        self.trunk, width = programmer_network(input_size, programmer, programmer_activation)
+        self.programmer_input = programmer_input
+        n_read = input_size
+        if programmer_input == "encoded":
+            n_read = n_qubits * spec.features_per_qubit
+        self.trunk, width = programmer_network(n_read, programmer, programmer_activation)
         self.layer_head = nn.Linear(width, n_layers * n_rot)
         self.qubit_head = nn.Linear(width, n_qubits)
         self.decay = float(decay)
@@ -147,10 +157,14 @@ class FastWeightCell(CircuitRunner):
     def updates(self, observations: torch.Tensor) -> torch.Tensor:
         """The programmed angle updates ``Delta`` for a batch of observations.
 
-        :param observations: shape (..., input_size)
-        :return: shape (..., hidden_size): outer(layer vector, qubit vector), flattened in
+        :param observations: shape (batch, time, input_size)
+        :return: shape (batch, time, hidden_size): outer(layer vector, qubit vector), flattened in
             the order of the circuit's ``theta`` (layer, qubit, rotation)
         """
+        if self.programmer_input == "encoded":
+            n_seq, n_time = observations.shape[:2]
+            encoded = self.encoder(observations.reshape(n_seq * n_time, -1))
+            observations = encoded.reshape(n_seq, n_time, -1)
         z = self.trunk(observations)
         n_layers, n_qubits, n_rot = self.shape
         per_layer = self.layer_head(z).unflatten(-1, (n_layers, 1, n_rot))
@@ -286,6 +300,7 @@ class FastWeightCell(CircuitRunner):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("_stats", [0.0, 0.0, 0, 0.0, 0, 0.0])
+        state.setdefault("programmer_input", "observation")
         super().__setstate__(state)
 
 
@@ -304,6 +319,7 @@ class QFWPPolicy(RecurrentActorCriticPolicy):
         "none" (the critic has no memory: a linear layer on the observation)
     :param programmer: hidden layer sizes of the slow programmer
     :param programmer_activation: "tanh", "relu" or "identity"
+    :param programmer_input: "observation" or "encoded" (see :class:`FastWeightCell`)
     :param decay: decay of the fast weights (1: plain accumulation, as in the paper)
     :param bound: None, or the bound of the angles (tanh)
     :param learn_init: learn the initial angles instead of starting from zero
@@ -335,6 +351,7 @@ class QFWPPolicy(RecurrentActorCriticPolicy):
         critic_programmer: str = "separate",
         programmer: Sequence[int] = (8,),
         programmer_activation: str = "tanh",
+        programmer_input: str = "observation",
         decay: float = 1.0,
         bound: float | None = None,
         learn_init: bool = False,
@@ -365,6 +382,7 @@ class QFWPPolicy(RecurrentActorCriticPolicy):
         cell_options: dict[str, Any] = dict(
             programmer=programmer,
             programmer_activation=programmer_activation,
+            programmer_input=programmer_input,
             decay=decay,
             bound=bound,
             learn_init=learn_init,

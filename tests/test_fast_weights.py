@@ -50,7 +50,8 @@ def manual_angles(cell: FastWeightCell, obs: torch.Tensor, starts: torch.Tensor)
     for x, start in zip(obs, starts, strict=True):
         if start:
             theta = theta0.clone()
-        z = cell.trunk(x.float())
+        reads = x.float() if cell.programmer_input == "observation" else cell.encoder(x[None])[0]
+        z = cell.trunk(reads.flatten())
         outer = torch.outer(cell.layer_head(z), cell.qubit_head(z))  # (layers * rot, qubits)
         n_layers, n_qubits, n_rot = cell.shape
         delta = outer.reshape(n_layers, n_rot, n_qubits).transpose(1, 2).flatten().double()
@@ -63,7 +64,13 @@ def manual_angles(cell: FastWeightCell, obs: torch.Tensor, starts: torch.Tensor)
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"decay": 0.8}, {"bound": 1.5, "decay": 0.95}, {"learn_init": True, "decay": 0.9}],
+    [
+        {},
+        {"decay": 0.8},
+        {"bound": 1.5, "decay": 0.95},
+        {"learn_init": True, "decay": 0.9},
+        {"programmer_input": "encoded", "squash": "tanh", "memory_qubits": 2},
+    ],
 )
 def test_angles_follow_the_definition(options: dict):
     cell = make_cell(**options)
@@ -86,6 +93,7 @@ def test_angles_follow_the_definition(options: dict):
         ({"decay": 0.7, "learn_init": True}, 9),  # linear: one matrix product
         ({"decay": 0.9}, MAX_SCAN_STEPS + 3),  # linear, too long: a loop
         ({"bound": 2.0, "decay": 0.9, "learn_init": True}, 9),  # bounded: a loop
+        ({"programmer_input": "encoded", "squash": "tanh", "memory_qubits": 1}, 9),
     ],
 )
 def test_step_by_step_equals_sequence(options: dict, n_time: int):
@@ -188,6 +196,7 @@ def test_entangled_circuit_runs_in_the_cell():
         ({"bound": 0}, "bound must be positive"),
         ({"programmer_activation": "sigmoid"}, "unknown programmer_activation"),
         ({"programmer": 8}, "programmer must be a list of layer sizes"),
+        ({"programmer_input": "angles"}, "unknown programmer_input"),
         ({"circuit": "nope"}, "unknown circuit"),
     ],
 )
