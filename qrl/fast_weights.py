@@ -273,8 +273,9 @@ class FastWeightCell(CircuitRunner):
         stats[1] += float(deltas.norm(dim=-1).sum())
         stats[2] += norms.numel()
         stats[5] = max(stats[5], float(norms.max()))
-        # A reset before the first step closes the episode whose last angles were `previous`.
-        ended = keep[:, 0] == 0
+        # A reset before the first step closes the episode whose last angles were `previous`
+        # (a zero state is the start of training or of a prediction, not an episode's end).
+        ended = (keep[:, 0] == 0) & (previous != 0).any(dim=-1)
         if bool(ended.any()):
             stats[3] += float((previous[ended] + theta0).norm(dim=-1).sum())
             stats[4] += int(ended.sum())
