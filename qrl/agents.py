@@ -28,7 +28,7 @@ from torch import nn
 
 from qrl.errors import QrlError, lookup
 from qrl.extractors import QuantumExtractor
-from qrl.fast_weights import LSTM_OPTIONS, QFWPPolicy
+from qrl.fast_weights import LSTM_OPTIONS, QFWPPolicy, cell_option_names
 from qrl.observations import n_raw_features
 from qrl.presets import RunConfig
 from qrl.recurrent import LSTMPolicy
@@ -110,6 +110,7 @@ def policy_option_names(algorithm: str, policy: dict[str, Any] | None = None) ->
     names = [n for n in _parameters(policy_cls.__init__) if n not in _NOT_POLICY]
     if policy_cls is QFWPPolicy:
         parent = RecurrentActorCriticPolicy.__init__
+        names += cell_option_names()
         names += [n for n in _parameters(parent) if n not in _NOT_POLICY and n not in names]
         names = [n for n in names if n not in LSTM_OPTIONS]
     if algorithm_class(algorithm) is RecurrentPPO:

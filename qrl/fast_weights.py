@@ -22,6 +22,7 @@ with one set of angles per sample.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -318,30 +319,12 @@ class QFWPPolicy(RecurrentActorCriticPolicy):
     :param critic_programmer: "separate" (the critic has its own cell), "shared" (the critic
         reads the actor's cell outputs, detached, as sb3-contrib's ``shared_lstm``) or
         "none" (the critic has no memory: a linear layer on the observation)
-    :param programmer: hidden layer sizes of the slow programmer
-    :param programmer_activation: "tanh", "relu" or "identity"
-    :param programmer_input: "observation" or "encoded" (see :class:`FastWeightCell`)
-    :param decay: decay of the fast weights (1: plain accumulation, as in the paper)
-    :param bound: None, or the bound of the angles (tanh)
-    :param learn_init: learn the initial angles instead of starting from zero
-    :param circuit: registered circuit name ("unentangled", "entangled")
-    :param n_layers: variational layers
-    :param encoding: encoding of the observation (see :class:`qrl.extractors.QuantumExtractor`)
-    :param rotations: axes of the programmed rotations of each layer, e.g. "zyz"
-    :param observables: Paulis measured on every qubit
-    :param reupload: encode the observation again in every layer
-    :param entangler: for the entangled circuit, "cnot" or "cz"
-    :param n_qubits: qubits to use; by default one per encoded feature, plus memory qubits
-    :param memory_qubits: qubits that load no input: their measurements depend on the
-        programmed angles alone
-    :param features: indices of the observation features the circuit encodes
-    :param squash: how Box features become angles
-    :param output_scaling: multiply each expectation value by a trainable scale
-    :param executor: "torch" or a PennyLane device name
-    :param executor_options: options of the PennyLane executor
-    :param dtype: "float32" or "float64": the precision of the circuit simulation
-    :param kwargs: further options of sb3-contrib's ``RecurrentActorCriticPolicy``
-        (``net_arch``, ``activation_fn``, ``ortho_init``, ...)
+    :param kwargs: the options of :class:`FastWeightCell` (``programmer``, ``decay``,
+        ``bound``, ``learn_init``, ``programmer_input``, ``output_scaling``, ``executor``,
+        ``dtype``, ...) and of :func:`qrl.extractors.build_circuit` (``circuit``,
+        ``n_layers``, ``encoding``, ``rotations``, ``observables``, ``memory_qubits``, ...);
+        the rest go to sb3-contrib's ``RecurrentActorCriticPolicy`` (``net_arch``,
+        ``activation_fn``, ``ortho_init``, ...)
     """
 
     def __init__(
@@ -350,27 +333,6 @@ class QFWPPolicy(RecurrentActorCriticPolicy):
         action_space: gym.Space,
         lr_schedule: Schedule,
         critic_programmer: str = "separate",
-        programmer: Sequence[int] = (8,),
-        programmer_activation: str = "tanh",
-        programmer_input: str = "observation",
-        decay: float = 1.0,
-        bound: float | None = None,
-        learn_init: bool = False,
-        circuit: str = "unentangled",
-        n_layers: int = 2,
-        encoding: str = "auto",
-        rotations: str = "zyz",
-        observables: Sequence[str] = ("X", "Y", "Z"),
-        reupload: bool = True,
-        entangler: str | None = None,
-        n_qubits: int | None = None,
-        memory_qubits: int = 0,
-        features: Sequence[int] | None = None,
-        squash: str = "arctan",
-        output_scaling: bool = True,
-        executor: str = "torch",
-        executor_options: Mapping[str, Any] | None = None,
-        dtype: str = "float32",
         **kwargs: Any,
     ) -> None:
         taken = sorted(set(kwargs) & set(LSTM_OPTIONS))
@@ -380,29 +342,8 @@ class QFWPPolicy(RecurrentActorCriticPolicy):
                 f"({', '.join(CRITICS)}) and the programmer options"
             )
         lookup(dict.fromkeys(CRITICS), critic_programmer, "critic_programmer")
-        cell_options: dict[str, Any] = dict(
-            programmer=programmer,
-            programmer_activation=programmer_activation,
-            programmer_input=programmer_input,
-            decay=decay,
-            bound=bound,
-            learn_init=learn_init,
-            output_scaling=output_scaling,
-            executor=executor,
-            executor_options=executor_options,
-            dtype=dtype,
-            circuit=circuit,
-            n_layers=n_layers,
-            encoding=encoding,
-            rotations=rotations,
-            observables=observables,
-            reupload=reupload,
-            entangler=entangler,
-            n_qubits=n_qubits,
-            memory_qubits=memory_qubits,
-            features=features,
-            squash=squash,
-        )
+        names = set(cell_option_names())
+        cell_options = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
         # Check the options (and size the state) before sb3-contrib builds anything.
         probe = FastWeightCell(observation_space, 1, **cell_options)
         super().__init__(
@@ -449,6 +390,13 @@ class QFWPPolicy(RecurrentActorCriticPolicy):
 
 # Options of RecurrentActorCriticPolicy that size or place the LSTM; QFWPPolicy sets them.
 LSTM_OPTIONS = ("lstm_hidden_size", "n_lstm_layers", "shared_lstm", "enable_critic_lstm")
+
+
+def cell_option_names() -> list[str]:
+    """Options of :class:`FastWeightCell`: its own and those of ``build_circuit``."""
+    skip = {"self", "observation_space", "input_size", "circuit_options"}
+    own = [n for n in inspect.signature(FastWeightCell.__init__).parameters if n not in skip]
+    return own + [n for n in inspect.signature(build_circuit).parameters if n not in skip]
 
 
 def fast_weight_cells(policy: nn.Module) -> list[tuple[str, FastWeightCell]]:
