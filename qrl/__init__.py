@@ -6,6 +6,9 @@ Quick start::
     run = qrl.train("unentangled", "CartPole-v1", seed=0)
     print(qrl.evaluate(run.path)["mean_return"])
 
+    from qrl.compare import GridSpec, compare, seed_list
+    compare(GridSpec(("unentangled", "mlp"), ("CartPole-v1",), seed_list(10)), "runs/cmp")
+
 Names are imported on first use, so that ``qrl --help`` does not wait for torch. Importing
 qrl registers its partially observable tasks with Gymnasium (``qrl/CartPoleNoVel-v1``, ...).
 """
@@ -21,8 +24,8 @@ if TYPE_CHECKING:
     from qrl.circuits import CIRCUITS, Circuit, make_circuit
     from qrl.errors import QrlError
     from qrl.executors import make_executor
-    from qrl.experiment import Run, evaluate, open_run, resume, train
-    from qrl.extractors import QuantumExtractor, parameter_counts, set_executor
+    from qrl.experiment import Run, curve_from_checkpoints, evaluate, open_run, resume, train
+    from qrl.extractors import DenseExtractor, QuantumExtractor, parameter_counts, set_executor
     from qrl.fast_weights import FastWeightCell, QFWPPolicy
 
 __version__ = "0.1.0"
@@ -34,11 +37,13 @@ _EXPORTS = {
     "QrlError": "qrl.errors",
     "make_executor": "qrl.executors",
     "Run": "qrl.experiment",
+    "curve_from_checkpoints": "qrl.experiment",
     "evaluate": "qrl.experiment",
     "open_run": "qrl.experiment",
     "resume": "qrl.experiment",
     "train": "qrl.experiment",
     "QuantumExtractor": "qrl.extractors",
+    "DenseExtractor": "qrl.extractors",
     "parameter_counts": "qrl.extractors",
     "set_executor": "qrl.extractors",
     "FastWeightCell": "qrl.fast_weights",
@@ -48,11 +53,13 @@ _EXPORTS = {
 __all__ = [
     "CIRCUITS",
     "Circuit",
+    "DenseExtractor",
     "FastWeightCell",
     "QFWPPolicy",
     "QrlError",
     "QuantumExtractor",
     "Run",
+    "curve_from_checkpoints",
     "evaluate",
     "make_circuit",
     "make_executor",

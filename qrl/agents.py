@@ -2,7 +2,8 @@
 
 The policy block of a preset is plain data. ``extractor: quantum`` puts a
 :class:`~qrl.extractors.QuantumExtractor` in front of SB3's heads and passes it the circuit
-options; for ``recurrent_ppo``, ``cell: lstm`` (sb3-contrib's LSTM policy, as
+options (``extractor: dense``, :class:`~qrl.extractors.DenseExtractor`, is its classical
+stand-in); for ``recurrent_ppo``, ``cell: lstm`` (sb3-contrib's LSTM policy, as
 :class:`~qrl.recurrent.LSTMPolicy`) or ``cell: qfwp``
 (:class:`~qrl.fast_weights.QFWPPolicy`, circuit options included) selects the recurrent
 policy. Every other key is an argument of SB3's policy class (``net_arch``,
@@ -27,7 +28,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
 
 from qrl.errors import QrlError, lookup
-from qrl.extractors import QuantumExtractor
+from qrl.extractors import DenseExtractor, QuantumExtractor
 from qrl.fast_weights import LSTM_OPTIONS, QFWPPolicy, cell_option_names
 from qrl.observations import n_raw_features
 from qrl.presets import RunConfig
@@ -49,7 +50,11 @@ CELLS: dict[str, type[RecurrentActorCriticPolicy]] = {
     "qfwp": QFWPPolicy,
 }
 
-EXTRACTORS: dict[str, type] = {"flatten": FlattenExtractor, "quantum": QuantumExtractor}
+EXTRACTORS: dict[str, type] = {
+    "flatten": FlattenExtractor,
+    "quantum": QuantumExtractor,
+    "dense": DenseExtractor,
+}
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
@@ -116,11 +121,11 @@ def policy_option_names(algorithm: str, policy: dict[str, Any] | None = None) ->
     if algorithm_class(algorithm) is RecurrentPPO:
         names.append("cell")
     names.append("extractor")
-    extractor = policy.get("extractor", "flatten")
-    if lookup(EXTRACTORS, extractor, "extractor") is QuantumExtractor:
+    extractor_cls = lookup(EXTRACTORS, policy.get("extractor", "flatten"), "extractor")
+    if extractor_cls is not FlattenExtractor:
         if policy_cls is QFWPPolicy:
             raise QrlError("the qfwp cell runs its own circuit: drop policy.extractor")
-        names += [n for n in _parameters(QuantumExtractor.__init__) if n != "observation_space"]
+        names += [n for n in _parameters(extractor_cls) if n != "observation_space"]
     return names
 
 
@@ -131,18 +136,20 @@ def policy_kwargs(policy: dict[str, Any]) -> dict[str, Any]:
     options.pop("cell", None)
     extractor = options.pop("extractor", "flatten")
     extractor_cls = lookup(EXTRACTORS, extractor, "extractor")
-    circuit_keys = set(inspect.signature(QuantumExtractor.__init__).parameters)
+    extractor_keys = set()
+    if extractor_cls is not FlattenExtractor:
+        extractor_keys = set(inspect.signature(extractor_cls).parameters)
     kwargs: dict[str, Any] = {}
     extractor_kwargs: dict[str, Any] = {}
     for key, value in options.items():
-        if extractor_cls is QuantumExtractor and key in circuit_keys:
+        if key in extractor_keys:
             extractor_kwargs[key] = value
         elif key == "activation_fn" and isinstance(value, str):
             kwargs[key] = lookup(ACTIVATIONS, value, "activation_fn")
         else:
             kwargs[key] = value
-    if extractor_cls is QuantumExtractor:
-        kwargs["features_extractor_class"] = QuantumExtractor
+    if extractor_cls is not FlattenExtractor:
+        kwargs["features_extractor_class"] = extractor_cls
         kwargs["features_extractor_kwargs"] = extractor_kwargs
     return kwargs
 

@@ -1,15 +1,22 @@
-"""SB3 callbacks: a progress bar on stderr and the ``quantum/`` TensorBoard namespace."""
+"""SB3 callbacks: a progress bar on stderr, the ``quantum/`` TensorBoard namespace, and the
+learning curve (deterministic evaluations at fixed step intervals)."""
 
 from __future__ import annotations
 
+import json
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import HParam
+from stable_baselines3.common.vec_env import VecEnv
 from tqdm import tqdm
 
 from qrl.extractors import CircuitRunner, circuit_modules, parameter_counts
@@ -97,7 +104,8 @@ class QuantumLogger(BaseCallback):
             )
             self.logger.record(self._key(path, "n_qubits"), extractor.circuit.n_qubits)
             for name, param in extractor.named_parameters():
-                self._hook(self._key(path, f"grad_norm/{name}"), param)
+                if param.requires_grad:  # a frozen circuit (reservoir) has no gradients
+                    self._hook(self._key(path, f"grad_norm/{name}"), param)
         for kind, count in parameter_counts(self.model).items():
             self.logger.record(f"quantum/parameters_{kind}", count)
         if self.hparams:
@@ -151,3 +159,114 @@ class QuantumLogger(BaseCallback):
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+
+
+class LearningCurve(BaseCallback):
+    """Evaluate the policy every ``freq`` environment steps and append to a JSON file.
+
+    Every evaluation runs the same ``episodes`` deterministic episodes: one environment per
+    episode, reseeded with ``seed`` each time, so the points of a curve (and the curves of
+    different agents with the same seed) start from the same states. The first point is the
+    untrained policy. Results are written after every evaluation, so an interrupted run keeps
+    its curve; TensorBoard gets ``eval/mean_return`` and ``eval/mean_length``.
+
+    :param path: the JSON file (see :func:`read_curve` for its fields)
+    :param make_env: builds the evaluation environments, given their number
+    :param freq: environment steps between evaluations
+    :param episodes: episodes per evaluation
+    :param seed: seed of the evaluation environments
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        make_env: Callable[[int], VecEnv],
+        freq: int,
+        episodes: int,
+        seed: int,
+    ) -> None:
+        super().__init__()
+        self.path = path
+        self.make_env = make_env
+        self.freq = int(freq)
+        self.episodes = int(episodes)
+        self.seed = int(seed)
+        self.env: VecEnv | None = None
+        self.data: dict[str, Any] = {}
+        self.seconds = 0.0  # time spent evaluating in this process
+
+    def _on_training_start(self) -> None:
+        self.data = read_curve(self.path) or {
+            "freq": self.freq,
+            "episodes": self.episodes,
+            "deterministic": True,
+            "seed": self.seed,
+            "timesteps": [],
+            "returns": [],
+            "lengths": [],
+        }
+        self.env = self.make_env(self.episodes)
+        # The untrained policy, or a point an interruption skipped before a resume.
+        due = (self.num_timesteps // self.freq) * self.freq
+        if not self.data["timesteps"] or self.data["timesteps"][-1] < due:
+            self._evaluate()
+        self._next = (self.num_timesteps // self.freq + 1) * self.freq
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            self._evaluate()
+            self._next = (self.num_timesteps // self.freq + 1) * self.freq
+        return True
+
+    def _evaluate(self) -> None:
+        assert self.env is not None
+        start = time.perf_counter()
+        returns, lengths = curve_point(self.model, self.env, self.episodes, self.seed)
+        self.data["timesteps"].append(int(self.num_timesteps))
+        self.data["returns"].append(returns)
+        self.data["lengths"].append(lengths)
+        self.path.write_text(json.dumps(self.data) + "\n")
+        self.logger.record("eval/mean_return", float(np.mean(returns)))
+        self.logger.record("eval/mean_length", float(np.mean(lengths)))
+        self.seconds += time.perf_counter() - start
+
+    def _on_training_end(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the evaluation environments."""
+        if self.env is not None:
+            self.env.close()
+            self.env = None
+
+
+def curve_point(
+    model: BaseAlgorithm, env: VecEnv, episodes: int, seed: int
+) -> tuple[list[float], list[int]]:
+    """One point of a learning curve: the returns and lengths of ``episodes`` deterministic
+    episodes, from the start states that ``seed`` gives (the same at every point)."""
+    env.seed(seed)
+    returns, lengths = evaluate_policy(
+        model, env, n_eval_episodes=episodes, deterministic=True, return_episode_rewards=True
+    )
+    return [float(r) for r in np.atleast_1d(returns)], [int(n) for n in np.atleast_1d(lengths)]
+
+
+def read_curve(path: Path, upto: int | None = None) -> dict[str, Any] | None:
+    """Read a learning-curve file.
+
+    Fields: ``freq``, ``episodes``, ``deterministic``, ``seed``, and one entry per evaluation
+    in ``timesteps``, ``returns`` and ``lengths`` (the episodes' returns and lengths).
+
+    :param path: the JSON file
+    :param upto: drop evaluations after this many steps (a run resumed from a checkpoint)
+    :return: the data, or None if there is no file
+    """
+    if not path.is_file():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text())
+    if upto is not None:
+        keep = [i for i, t in enumerate(data["timesteps"]) if t <= upto]
+        for key in ("timesteps", "returns", "lengths"):
+            data[key] = [data[key][i] for i in keep]
+    return data

@@ -55,6 +55,35 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--env", help="task of a model file that is not in a run folder")
     ev.add_argument("--algo", default="ppo", help="algorithm of such a model file (default ppo)")
 
+    cmp = sub.add_parser(
+        "compare",
+        help="train agents x envs x seeds (reusing finished runs) and compare them",
+        description="Train a grid of runs in parallel, then write summary.md, summary.csv, "
+        "runs.csv and plots into --out. Finished runs are reused and interrupted ones resume, "
+        "so the same command continues a stopped grid, and re-plots a finished one.",
+    )
+    cmp.add_argument("--agents", nargs="+", help="agent presets (default: the grid in --out)")
+    cmp.add_argument("--env", dest="envs", nargs="+", help="env presets or Gymnasium ids")
+    cmp.add_argument("--seeds", type=int, help="number of seeds, 0..N-1 (default 10)")
+    cmp.add_argument("--timesteps", type=int, help="budget of every run (env preset's)")
+    cmp.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="a setting for every run, e.g. hyperparameters.learning_rate=1e-3",
+    )
+    cmp.add_argument("--out", default="runs/compare", help="grid folder (default runs/compare)")
+    cmp.add_argument("--workers", type=int, default=2, help="local runs at once (default 2)")
+    cmp.add_argument("--ray-address", help="run on this Ray cluster (host:port or auto)")
+
+    curve = sub.add_parser(
+        "curve", help="compute a finished run's learning curve from its checkpoints"
+    )
+    curve.add_argument("run", metavar="RUN")
+    curve.add_argument("--episodes", type=int, help="episodes per point (the run's setting)")
+
     sub.add_parser("presets", help="list agent and env presets")
     return parser
 
@@ -136,6 +165,59 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from qrl.compare import GridSpec, compare, read_grid, seed_list
+
+    out = Path(args.out)
+    if args.agents is None:
+        if args.envs or args.seeds is not None or args.timesteps or args.overrides:
+            raise QrlError("give --agents (and --env): the grid is not complete without them")
+        spec = read_grid(out)
+    else:
+        if not args.envs:
+            raise QrlError("qrl compare needs --env (one or more env presets)")
+        spec = GridSpec(
+            agents=tuple(args.agents),
+            envs=tuple(args.envs),
+            seeds=seed_list(10 if args.seeds is None else args.seeds),
+            timesteps=args.timesteps,
+            overrides=tuple(args.overrides or ()),
+        )
+    command = shlex.join(["qrl", *sys.argv[1:]])
+    try:
+        result = compare(spec, out, args.workers, args.ray_address, command)
+    except KeyboardInterrupt:
+        print(
+            f"qrl: compare stopped; the running runs saved what they trained. "
+            f"Continue with the same command (or: qrl compare --out {out})",
+            file=sys.stderr,
+        )
+        return 130
+    summary = out / "summary.md"
+    print(f"{result.reused} runs reused; summary: {summary}", file=sys.stderr)
+    if result.failed:
+        print(f"qrl: {len(result.failed)} runs failed:", file=sys.stderr)
+        for line in result.failed:
+            print(f"  {line}", file=sys.stderr)
+        print(summary)
+        return 1
+    print(summary)
+    return 0
+
+
+def _curve(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from qrl.experiment import curve_from_checkpoints
+
+    data = curve_from_checkpoints(args.run, args.episodes)
+    for steps, returns in zip(data["timesteps"], data["returns"], strict=True):
+        print(f"{steps}\t{np.mean(returns):.1f}")
+    return 0
+
+
 def _presets(args: argparse.Namespace) -> int:
     from qrl.presets import preset_descriptions
 
@@ -156,7 +238,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qrl`` command."""
     args = _parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _sigterm)
-    commands = {"train": _train, "evaluate": _evaluate, "presets": _presets}
+    commands = {
+        "train": _train,
+        "evaluate": _evaluate,
+        "compare": _compare,
+        "curve": _curve,
+        "presets": _presets,
+    }
     try:
         return commands[args.command](args)
     except QrlError as exc:

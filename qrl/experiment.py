@@ -7,12 +7,14 @@ A run folder holds::
     model.zip        the latest model (saved at the end, or on interruption)
     checkpoints/     periodic checkpoints model_<steps>_steps.zip
     tb/              TensorBoard events
+    curve.json       the learning curve: evaluations every ``eval_freq`` steps during training
     eval.json        the final evaluation
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
 import sys
@@ -33,7 +35,7 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from qrl.agents import build_model, load_model
-from qrl.callbacks import ProgressBar, QuantumLogger
+from qrl.callbacks import LearningCurve, ProgressBar, QuantumLogger, curve_point, read_curve
 from qrl.envs import make_envs, make_video_env
 from qrl.errors import QrlError
 from qrl.extractors import circuit_modules, parameter_counts, set_executor
@@ -81,21 +83,35 @@ class Run:
         status = self.status() | values
         (self.path / "run.json").write_text(json.dumps(status, indent=2) + "\n")
 
+    @property
+    def curve_path(self) -> Path:
+        """The learning curve written during training."""
+        return self.path / "curve.json"
+
+    def curve(self) -> dict[str, Any] | None:
+        """The learning curve (see :func:`qrl.callbacks.read_curve`), if one was recorded."""
+        return read_curve(self.curve_path)
+
     def evaluation(self) -> dict[str, Any] | None:
         """The final evaluation, if the run finished."""
         path = self.path / "eval.json"
         return json.loads(path.read_text()) if path.is_file() else None
 
-    def latest_checkpoint(self) -> tuple[Path, int] | None:
-        """The checkpoint with the most timesteps, and that number."""
+    def checkpoints(self) -> list[tuple[int, Path]]:
+        """The periodic checkpoints as (timesteps, file), in order."""
         found = []
         for path in self.checkpoint_dir.glob("model_*_steps.zip"):
             match = re.fullmatch(r"model_(\d+)_steps\.zip", path.name)
             if match:
                 found.append((int(match.group(1)), path))
+        return sorted(found)
+
+    def latest_checkpoint(self) -> tuple[Path, int] | None:
+        """The checkpoint with the most timesteps, and that number."""
+        found = self.checkpoints()
         if not found:
             return None
-        steps, path = max(found)
+        steps, path = found[-1]
         return path, steps
 
 
@@ -204,6 +220,9 @@ def resume(path: str | Path, timesteps: int | None = None, progress: bool = True
         )
     envs = make_envs(run.config, seed=run.config.seed + steps)
     model = load_model(checkpoint, run.config.algorithm, env=envs)
+    curve = read_curve(run.curve_path, upto=steps)
+    if curve is not None:  # evaluations after the checkpoint are repeated
+        run.curve_path.write_text(json.dumps(curve) + "\n")
     if isinstance(model, OffPolicyAlgorithm):
         buffer = checkpoint.with_name(f"model_replay_buffer_{steps}_steps.pkl")
         if buffer.is_file():
@@ -231,10 +250,23 @@ def _learn(run: Run, model: BaseAlgorithm, progress: bool, checkpoints: int) -> 
         ),
         QuantumLogger(_flat("", config.to_dict(), {})),
     ]
+    curve = None
+    if config.eval_freq > 0:
+        curve = LearningCurve(
+            run.curve_path,
+            lambda n: make_envs(config, seed=config.seed + EVAL_SEED_OFFSET, n_envs=n),
+            config.eval_freq,
+            config.eval_freq_episodes,
+            config.seed + EVAL_SEED_OFFSET,
+        )
+        callbacks.insert(0, curve)
     if progress:
         callbacks.append(ProgressBar(config.timesteps))
     remaining = config.timesteps - model.num_timesteps
-    wall = float(run.status().get("wall_time_s", 0.0))
+    status = run.status()
+    wall = float(status.get("wall_time_s", 0.0))
+    eval_time = float(status.get("eval_time_s", 0.0))
+    run.write_status(status="running", pid=os.getpid(), host=platform.node())
     start_steps = model.num_timesteps
     start = time.perf_counter()
     interrupted = False
@@ -244,9 +276,10 @@ def _learn(run: Run, model: BaseAlgorithm, progress: bool, checkpoints: int) -> 
         interrupted = True
     finally:
         for callback in callbacks:
-            if isinstance(callback, ProgressBar | QuantumLogger):
+            if isinstance(callback, ProgressBar | QuantumLogger | LearningCurve):
                 callback.close()
     elapsed = time.perf_counter() - start
+    evaluating = curve.seconds if curve is not None else 0.0
     # The final state is also the latest checkpoint, so --resume always starts from it.
     model.save(run.model_path)
     model.save(run.checkpoint_dir / f"model_{model.num_timesteps}_steps.zip")
@@ -255,15 +288,67 @@ def _learn(run: Run, model: BaseAlgorithm, progress: bool, checkpoints: int) -> 
             run.checkpoint_dir / f"model_replay_buffer_{model.num_timesteps}_steps.pkl"
         )
     steps = model.num_timesteps - start_steps
+    training = elapsed - evaluating
     run.write_status(
         status="interrupted" if interrupted else "finished",
         num_timesteps=model.num_timesteps,
         wall_time_s=round(wall + elapsed, 2),
-        steps_per_s=round(steps / elapsed, 1) if elapsed > 0 else None,
+        eval_time_s=round(eval_time + evaluating, 2),
+        steps_per_s=round(steps / training, 1) if training > 0 else None,
     )
     if not interrupted:
         _write_evaluation(run, model)
     return run
+
+
+def curve_from_checkpoints(target: str | Path, episodes: int | None = None) -> dict[str, Any]:
+    """Compute the learning curve of a finished run from its checkpoints, into curve.json.
+
+    For runs trained without evaluations during training (``eval_freq: 0``, or an older
+    qrl): the untrained policy (rebuilt from the run's seed, as training built it) and every
+    checkpoint are evaluated on the same deterministic episodes the training-time curve uses.
+
+    :param target: the run folder
+    :param episodes: episodes per point; the run's ``eval_freq_episodes`` by default
+    :return: the curve (see :func:`qrl.callbacks.read_curve`)
+    """
+    run = open_run(target)
+    config = run.config
+    episodes = int(episodes or config.eval_freq_episodes)
+    if episodes < 1:
+        raise QrlError(f"--episodes must be at least 1, got {episodes}")
+    checkpoints = run.checkpoints()
+    if not checkpoints:
+        raise QrlError(f"{run.path} has no checkpoints to compute a learning curve from")
+    found: list[tuple[int, Path | None]] = [(0, None), *checkpoints]  # 0: untrained
+    seed = config.seed + EVAL_SEED_OFFSET
+    data: dict[str, Any] = {
+        "freq": None,
+        "episodes": episodes,
+        "deterministic": True,
+        "seed": seed,
+        "source": "checkpoints",
+        "timesteps": [],
+        "returns": [],
+        "lengths": [],
+    }
+    envs = make_envs(config, seed=seed, n_envs=episodes)
+    try:
+        for steps, checkpoint in found:
+            if checkpoint is None:
+                train_envs = make_envs(config, seed=config.seed)
+                model = build_model(config, train_envs)
+                train_envs.close()
+            else:
+                model = load_model(checkpoint, config.algorithm)
+            returns, lengths = curve_point(model, envs, episodes, seed)
+            data["timesteps"].append(steps)
+            data["returns"].append(returns)
+            data["lengths"].append(lengths)
+    finally:
+        envs.close()
+    run.curve_path.write_text(json.dumps(data) + "\n")
+    return data
 
 
 def _write_evaluation(run: Run, model: BaseAlgorithm) -> None:

@@ -205,6 +205,8 @@ class QuantumExtractor(BaseFeaturesExtractor, CircuitRunner):
     :param executor: "torch" or a PennyLane device name
     :param executor_options: options of the PennyLane executor (diff_method, shots, ...)
     :param dtype: "float32" or "float64": the precision of the circuit simulation
+    :param trainable: train the circuit's angles and scales; False freezes them at their
+        random initial values, so only the classical heads learn (a quantum reservoir)
     """
 
     def __init__(
@@ -224,6 +226,7 @@ class QuantumExtractor(BaseFeaturesExtractor, CircuitRunner):
         executor: str = "torch",
         executor_options: Mapping[str, Any] | None = None,
         dtype: str = "float32",
+        trainable: bool = True,
     ) -> None:
         spec, encoder = build_circuit(
             observation_space,
@@ -240,6 +243,9 @@ class QuantumExtractor(BaseFeaturesExtractor, CircuitRunner):
         )
         super().__init__(observation_space, features_dim=spec.n_outputs)
         self._setup_circuit(spec, encoder, output_scaling, executor, executor_options, dtype)
+        self.trainable = bool(trainable)
+        for param in self.parameters():
+            param.requires_grad_(self.trainable)
 
     def weights(self) -> dict[str, torch.Tensor]:
         """The circuit's weights by name, as :meth:`Circuit.angles` takes them."""
@@ -251,6 +257,40 @@ class QuantumExtractor(BaseFeaturesExtractor, CircuitRunner):
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         """Expectation values (times output scales) for a batch of observations."""
         return self.run(observations, self.theta)
+
+
+class DenseExtractor(BaseFeaturesExtractor):
+    """A classical stand-in for a circuit: the same inputs and outputs, a dense layer between.
+
+    The observation is squashed exactly as :class:`QuantumExtractor` squashes it, then mapped
+    by a linear layer and a tanh (bounded like expectation values) to ``features_dim``
+    features, by default as many as the unentangled circuit's ``<X>,<Y>,<Z>`` readout (three
+    per feature). Swapping it for the circuit, with every other part of a policy fixed, is
+    the layer-swap ablation.
+
+    :param observation_space: the environment's observation space
+    :param features_dim: number of output features; 3 per observation feature by default
+    :param squash: how Box features are scaled (see :class:`ObservationEncoder`)
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        features_dim: int | None = None,
+        squash: str = "arctan",
+    ) -> None:
+        n_in = n_raw_features(observation_space)
+        n_out = 3 * n_in if features_dim is None else int(features_dim)
+        if n_out < 1:
+            raise QrlError(f"features_dim must be positive, got {features_dim}")
+        super().__init__(observation_space, features_dim=n_out)
+        self.encoder = ObservationEncoder(observation_space, n_in, 1, squash)
+        self.layer = nn.Linear(n_in, n_out)
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        """Bounded features for a batch of observations."""
+        x = self.encoder(observations).flatten(1)
+        return torch.tanh(self.layer(x))
 
 
 def circuit_modules(

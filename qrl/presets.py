@@ -115,6 +115,8 @@ ENV_KEYS = {
     "timesteps",
     "solved",
     "eval_episodes",
+    "eval_freq",
+    "eval_freq_episodes",
     "env_kwargs",
     "algorithms",
 }
@@ -202,6 +204,8 @@ def task_settings(env_name: str, env_data: Mapping[str, Any]) -> dict[str, Any]:
         "timesteps": int(env_data.get("timesteps", 100_000)),
         "n_envs": int(env_data.get("n_envs", 1)),
         "eval_episodes": int(env_data.get("eval_episodes", 100)),
+        "eval_freq": int(env_data.get("eval_freq", 0)),
+        "eval_freq_episodes": int(env_data.get("eval_freq_episodes", 10)),
         "solved": env_data.get("solved"),
         "env_kwargs": dict(env_data.get("env_kwargs") or {}),
     }
@@ -222,6 +226,8 @@ class RunConfig:
     timesteps: int = 100_000
     n_envs: int = 1
     eval_episodes: int = 100
+    eval_freq: int = 0
+    eval_freq_episodes: int = 10
     solved: float | None = None
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     policy: dict[str, Any] = field(default_factory=dict)
@@ -305,7 +311,16 @@ def parse_override(item: str) -> tuple[str, Any]:
     return key.strip(), parse_yaml(raw, f"--set {item}")
 
 
-_TOP_LEVEL = {"seed", "timesteps", "n_envs", "eval_episodes", "solved", "algorithm"}
+_TOP_LEVEL = {
+    "seed",
+    "timesteps",
+    "n_envs",
+    "eval_episodes",
+    "eval_freq",
+    "eval_freq_episodes",
+    "solved",
+    "algorithm",
+}
 _NESTED = {"policy", "hyperparameters", "env_kwargs"}
 
 
@@ -340,6 +355,11 @@ def validate(config: RunConfig) -> None:
             )
     if int(config.timesteps) < 1 or int(config.n_envs) < 1 or int(config.eval_episodes) < 0:
         raise QrlError("timesteps and n_envs must be positive, eval_episodes not negative")
+    if int(config.eval_freq) < 0 or int(config.eval_freq_episodes) < 1:
+        raise QrlError(
+            "eval_freq must be 0 (no evaluation during training) or a number of steps, "
+            "and eval_freq_episodes at least 1"
+        )
 
 
 def preset_descriptions(kind: str) -> list[tuple[str, str]]:

@@ -45,8 +45,9 @@ def test_quantum_and_classical_share_hyperparameters(env):
 
 
 def test_any_gymnasium_id_gets_defaults():
-    config = resolve_config("mlp", "Acrobot-v1")
-    assert config.env_id == "Acrobot-v1" and config.hyperparameters == {}
+    config = resolve_config("mlp", "MountainCar-v0")
+    assert config.env_id == "MountainCar-v0" and config.hyperparameters == {}
+    assert config.eval_freq == 0  # no learning curve unless asked for
 
 
 def test_preset_by_path(tmp_path):

@@ -1,0 +1,197 @@
+"""``qrl compare``: train a grid of agents x envs x seeds and compare them with statistics.
+
+- :mod:`qrl.compare.grid`: the grid, its folder layout, and what each run still needs
+  (finished runs are reused, interrupted ones resume);
+- :mod:`qrl.compare.launch`: running the runs on local processes or on a Ray cluster;
+- :mod:`qrl.compare.stats`: IQM, bootstrap confidence intervals, steps to threshold, area
+  under the curve, probability of improvement;
+- :mod:`qrl.compare.report` and :mod:`qrl.compare.plots`: summary.md, summary.csv,
+  runs.csv and the plots.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qrl.compare.grid import Cell, GridSpec, plan, prepare, read_grid, seed_list, train_arguments
+from qrl.compare.grid import write_grid as _write_grid
+from qrl.compare.launch import Job, Outcome, check_ray_address, run_local, run_ray
+from qrl.compare.report import (
+    IMPROVEMENT_FIELDS,
+    RUN_FIELDS,
+    SUMMARY_FIELDS,
+    RunRecord,
+    agent_table,
+    header,
+    improvement_table,
+    improvements,
+    read_record,
+    run_row,
+    runs_table,
+    summarize,
+    summary_row,
+    write_csv,
+)
+from qrl.errors import QrlError
+
+__all__ = ["CompareResult", "GridSpec", "compare", "read_grid", "report", "seed_list"]
+
+
+@dataclass
+class CompareResult:
+    """What a comparison did and where its outputs are."""
+
+    out: Path
+    cells: list[Cell]
+    reused: int = 0
+    failed: list[str] = field(default_factory=list)
+    outputs: list[Path] = field(default_factory=list)
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def compare(
+    spec: GridSpec,
+    out: str | Path,
+    workers: int = 2,
+    ray_address: str | None = None,
+    command: str = "",
+) -> CompareResult:
+    """Train every run of a grid that is not finished yet, then write the comparison.
+
+    :param spec: agents, envs, seeds, budget and overrides
+    :param out: the grid's folder
+    :param workers: local processes at once (one thread each); ignored with Ray
+    :param ray_address: run on the Ray cluster at this address instead
+    :param command: the command line, recorded in grid.json and summary.md
+    :return: what was done; ``failed`` lists runs whose process failed
+    :raises KeyboardInterrupt: after the running jobs saved what they trained
+    """
+    folder = Path(out)
+    if workers < 1:
+        raise QrlError(f"--workers must be at least 1, got {workers}")
+    if ray_address is not None:
+        check_ray_address(ray_address)
+    cells = plan(spec, folder)  # every name and every existing folder checked first
+    _write_grid(folder, spec, command)
+    todo = [c for c in cells if c.action != "done"]
+    result = CompareResult(folder, cells, reused=len(cells) - len(todo))
+    counts = {a: sum(c.action == a for c in cells) for a in ("done", "curve", "resume", "train")}
+    _log(
+        f"{len(cells)} runs: {counts['done']} finished (reused), {counts['resume']} to resume, "
+        f"{counts['train']} to train, {counts['curve']} learning curves to compute"
+        + (f"; on Ray at {ray_address}" if ray_address else f"; {workers} at a time")
+    )
+    jobs = []
+    for cell in todo:
+        prepare(cell)
+        jobs.append(Job(cell.label, train_arguments(cell, spec), cell.path / "train.log"))
+    finished = [0]
+
+    def progress(outcome: Outcome) -> None:
+        finished[0] += 1
+        state = {0: "done", 130: "stopped"}.get(outcome.returncode, "FAILED")
+        _log(f"[{finished[0]}/{len(jobs)}] {outcome.job.label}: {state}")
+        if outcome.returncode not in (0, 130):
+            result.failed.append(f"{outcome.job.label} (see {outcome.job.log})")
+
+    if jobs:
+        if ray_address is not None:
+            run_ray(jobs, ray_address, progress)
+        else:
+            run_local(jobs, workers, progress)
+    result.outputs = report(folder, cells, command)
+    return result
+
+
+def report(out: Path, cells: Sequence[Cell], command: str) -> list[Path]:
+    """Write summary.md, summary.csv, runs.csv and the plots of a grid's finished runs.
+
+    :return: the files written
+    """
+    from qrl.compare import plots
+
+    started = [c for c in cells if (c.path / "config.yaml").is_file()]
+    records = [r for r in map(read_record, started) if r is not None]
+    missing = [c.label for c in cells if not any(r.path == c.path for r in records)]
+    envs = list(dict.fromkeys(c.config.env for c in cells))
+    agents = list(dict.fromkeys(c.config.agent for c in cells))
+    plot_dir = out / "plots"
+    written: list[Path] = []
+    sections = [f"# Comparison\n\n{header(command)}\n"]
+    if missing:
+        sections.append(
+            f"**{len(missing)} of {len(cells)} runs have not finished** and are left out: "
+            + ", ".join(missing[:20])
+            + (" ..." if len(missing) > 20 else "")
+            + ". Run the same command again to finish them.\n"
+        )
+    summary_rows = []
+    run_rows = []
+    improvement_rows: list[dict[str, Any]] = []
+    for env in envs:
+        by_agent: dict[str, list[RunRecord]] = {}
+        for agent in agents:
+            chosen = [r for r in records if r.env == env and r.agent == agent]
+            if chosen:
+                by_agent[agent] = sorted(chosen, key=lambda r: r.seed)
+        if not by_agent:
+            continue
+        summaries = [summarize(env, a, rs) for a, rs in by_agent.items()]
+        summary_rows += [summary_row(s) for s in summaries]
+        run_rows += [run_row(r) for rs in by_agent.values() for r in rs]
+        threshold = summaries[0].threshold
+        finals = improvements(
+            env, "final_return", {a: [r.final for r in rs] for a, rs in by_agent.items()}
+        )
+        areas = improvements(env, "auc", {a: [r.auc for r in rs] for a, rs in by_agent.items()})
+        improvement_rows += finals + areas
+        name = env.replace("/", "_")
+        written += plots.learning_curves(env, by_agent, threshold, plot_dir)
+        written += plots.final_distributions(env, by_agent, threshold, plot_dir)
+        written += plots.return_vs_parameters(env, summaries, plot_dir)
+        sections.append(
+            f"## {env}\n\n{agent_table(summaries)}\n\n"
+            f"Probability of improvement, final return:\n\n"
+            f"{improvement_table(list(by_agent), finals)}\n\n"
+            f"Probability of improvement, mean return over training (faster learning):\n\n"
+            f"{improvement_table(list(by_agent), areas)}\n\n"
+            f"![learning curves](plots/{name}-curves.png)\n"
+            f"![final returns](plots/{name}-final.png)\n"
+            f"![return against parameters](plots/{name}-parameters.png)\n\n"
+            f"<details><summary>Every run</summary>\n\n"
+            f"{runs_table([r for rs in by_agent.values() for r in rs])}\n\n</details>\n"
+        )
+    sections.append(_NOTES)
+    (out / "summary.md").write_text("\n".join(sections))
+    write_csv(out / "summary.csv", SUMMARY_FIELDS, summary_rows)
+    write_csv(out / "runs.csv", RUN_FIELDS, run_rows)
+    write_csv(out / "improvement.csv", IMPROVEMENT_FIELDS, improvement_rows)
+    tables = ("summary.md", "summary.csv", "runs.csv", "improvement.csv")
+    return [*(out / name for name in tables), *written]
+
+
+_NOTES = """## How to read this
+
+- **Final return**: the mean return of each run's final evaluation (the env preset's
+  `eval_episodes` deterministic episodes, on environments seeded apart from training); the
+  IQM (interquartile mean) is the mean of the middle half of the seeds.
+- **95% CI**: percentile bootstrap over seeds (5,000 resamples), within each agent and env.
+- **Steps to threshold**: environment steps at the first point of the learning curve whose
+  mean return reaches the env's "solved" threshold ("never" if none did; the median is
+  "never" when fewer than half the seeds got there). A curve point is the mean of
+  `eval_freq_episodes` deterministic episodes, fewer than the final evaluation's.
+- **Mean return over training**: the area under the learning curve divided by its span of
+  steps.
+- **P(row > column)**: the probability that a run of the row's agent scores higher than a
+  run of the column's (ties count half), with its bootstrap CI; 0.5 means no difference,
+  and a CI that contains 0.5 does not separate the two.
+- Parameters are trainable ones; the quantum count is the circuit's share. Wall time
+  includes the evaluations during training; steps/s excludes them.
+"""
