@@ -24,9 +24,18 @@ if TYPE_CHECKING:
     from qrl.circuits import CIRCUITS, Circuit, make_circuit
     from qrl.errors import QrlError
     from qrl.executors import make_executor
-    from qrl.experiment import Run, curve_from_checkpoints, evaluate, open_run, resume, train
+    from qrl.experiment import (
+        Run,
+        curve_from_checkpoints,
+        evaluate,
+        finetune,
+        open_run,
+        resume,
+        train,
+    )
     from qrl.extractors import DenseExtractor, QuantumExtractor, parameter_counts, set_executor
     from qrl.fast_weights import FastWeightCell, QFWPPolicy
+    from qrl.hardware.evaluation import evaluate_executors, evaluation_cost
 
 __version__ = "0.1.0"
 
@@ -39,6 +48,9 @@ _EXPORTS = {
     "Run": "qrl.experiment",
     "curve_from_checkpoints": "qrl.experiment",
     "evaluate": "qrl.experiment",
+    "finetune": "qrl.experiment",
+    "evaluate_executors": "qrl.hardware.evaluation",
+    "evaluation_cost": "qrl.hardware.evaluation",
     "open_run": "qrl.experiment",
     "resume": "qrl.experiment",
     "train": "qrl.experiment",
@@ -61,6 +73,9 @@ __all__ = [
     "Run",
     "curve_from_checkpoints",
     "evaluate",
+    "evaluate_executors",
+    "evaluation_cost",
+    "finetune",
     "make_circuit",
     "make_executor",
     "open_run",

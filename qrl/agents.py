@@ -192,12 +192,15 @@ def build_model(config: RunConfig, env: VecEnv) -> BaseAlgorithm:
         ) from exc
 
 
-def load_model(path: str | Path, algorithm: str, env: VecEnv | None = None) -> BaseAlgorithm:
+def load_model(
+    path: str | Path, algorithm: str, env: VecEnv | None = None, **changes: Any
+) -> BaseAlgorithm:
     """Load a saved model, with a clear error for a missing or corrupted file.
 
     :param path: the model's .zip file
     :param algorithm: the registered algorithm it was trained with
     :param env: environments to attach (needed to continue training)
+    :param changes: hyperparameters to change (``"lin_<x>"`` schedules allowed)
     :return: the model
     """
     path = Path(path)
@@ -205,7 +208,8 @@ def load_model(path: str | Path, algorithm: str, env: VecEnv | None = None) -> B
         raise QrlError(f"model file {path} does not exist")
     algo = algorithm_class(algorithm)
     try:
-        return algo.load(path, env=env, device="auto")
+        hyper = {k: schedule(v) if k in SCHEDULED else v for k, v in changes.items()}
+        return algo.load(path, env=env, device="auto", **hyper)
     except (zipfile.BadZipFile, EOFError, KeyError, RuntimeError, ValueError, OSError) as exc:
         raise QrlError(
             f"model file {path} is corrupted or is not a saved {algorithm} model "

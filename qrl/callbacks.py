@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from qrl.extractors import CircuitRunner, circuit_modules, parameter_counts
 from qrl.fast_weights import FastWeightCell
+from qrl.hardware.cost import Cost
 
 _TB_ONLY = ("stdout", "log", "json", "csv")
 
@@ -68,13 +69,26 @@ class ProgressBar(BaseCallback):
             self.bar = None
 
 
+def executor_cost(model: BaseAlgorithm) -> Cost | None:
+    """The summed cost counters of a model's circuit executors (None when none counts)."""
+    found = [getattr(m.executor, "cost", None) for _, m in circuit_modules(model)]
+    costs: list[Cost] = [c for c in found if isinstance(c, Cost)]
+    if not costs:
+        return None
+    total = Cost()
+    for cost in costs:
+        total.add(cost)
+    return total
+
+
 class QuantumLogger(BaseCallback):
     """Log the circuits of a policy under ``quantum/`` in TensorBoard.
 
     Once at the start: the circuit drawing, executor, qubit count, parameter counts and the
     hyperparameters (as TensorBoard hparams). After every rollout: norms of the circuit
     weights and of their gradients (mean over the minibatches of the last update), mean
-    input and output scales, and the number of circuits executed; for fast-weight cells,
+    input and output scales, and the number of circuits executed (and, for executors with
+    shots, the circuits, shots and submissions sent and the seconds waited); for fast-weight cells,
     the norms of the programmed angles (mean over the rollout's steps, maximum, mean at the
     end of episodes) and of their updates.
 
@@ -150,6 +164,10 @@ class QuantumLogger(BaseCallback):
         calls = sum(e.circuit_calls for _, e in circuit_modules(self.model))
         self.logger.record("quantum/circuit_executions", executions)
         self.logger.record("quantum/circuit_calls", calls)
+        cost = executor_cost(self.model)
+        if cost is not None:  # executors with shots: what the device was asked for
+            for key, value in cost.to_dict().items():
+                self.logger.record(f"quantum/{key}", value)
 
     def _on_training_end(self) -> None:
         self.close()

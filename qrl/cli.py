@@ -46,14 +46,69 @@ def _parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="evaluate a run folder or a saved model")
     ev.add_argument("target", metavar="RUN_OR_MODEL")
     ev.add_argument("--episodes", type=int, help="episodes (env preset's, usually 100)")
-    ev.add_argument("--executor", help="run the circuit on this executor (e.g. default.qubit)")
-    ev.add_argument("--shots", type=int, help="shots per circuit for a PennyLane executor")
+    ev.add_argument(
+        "--executor",
+        help="run the circuit on this executor (qiskit.aer, qiskit.remote, default.qubit, ...) "
+        "and report it beside exact simulation",
+    )
+    ev.add_argument("--shots", type=int, help="shots per circuit")
+    ev.add_argument(
+        "--backend", help="device: a fake IBM device (fake_manila, ...) or an IBM Quantum name"
+    )
+    ev.add_argument(
+        "--no-noise", action="store_true", help="qiskit.aer: the device's layout without noise"
+    )
+    ev.add_argument("--packing", help="policy circuits per device circuit (a number or auto)")
+    ev.add_argument(
+        "--option",
+        dest="options",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another executor option, e.g. optimization_level=3, retries=5, timeout_s=600",
+    )
+    ev.add_argument(
+        "--dry-run", action="store_true", help="print the most the evaluation costs; run nothing"
+    )
+    ev.add_argument(
+        "--no-reference", action="store_true", help="skip the exact and ideal-shots references"
+    )
+    ev.add_argument("--restart", action="store_true", help="discard a saved partial evaluation")
     ev.add_argument("--seed", type=int, help="seed of the evaluation environments")
     ev.add_argument("--stochastic", action="store_true", help="sample actions")
     ev.add_argument("--json", action="store_true", help="print the full result as JSON")
     ev.add_argument("--video", metavar="DIR", help="record every episode as MP4 into DIR")
     ev.add_argument("--env", help="task of a model file that is not in a run folder")
     ev.add_argument("--algo", default="ppo", help="algorithm of such a model file (default ppo)")
+
+    ft = sub.add_parser(
+        "finetune",
+        help="continue training a trained run on another executor (shots, noise, hardware)",
+        description="Load RUN's policy, switch its circuits to --executor and train it for "
+        "--timesteps more steps into a new run folder (gradients by parameter shift). "
+        "Circuits, shots and submissions are logged to TensorBoard under quantum/.",
+    )
+    ft.add_argument("source", metavar="RUN")
+    ft.add_argument("--executor", required=True, help="qiskit.aer, qiskit.remote, default.qubit…")
+    ft.add_argument("--timesteps", type=int, default=256, help="steps of fine-tuning (256)")
+    ft.add_argument("--shots", type=int, help="shots per circuit")
+    ft.add_argument("--backend", help="a fake IBM device (fake_manila, ...) or an IBM device")
+    ft.add_argument("--no-noise", action="store_true", help="qiskit.aer: no device noise")
+    ft.add_argument("--packing", help="policy circuits per device circuit (a number or auto)")
+    ft.add_argument("--option", dest="options", action="append", default=[], metavar="KEY=VALUE")
+    ft.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="e.g. hyperparameters.n_epochs=1 or hyperparameters.learning_rate=1e-4",
+    )
+    ft.add_argument("--run-dir", help="new run folder (default RUN-finetune-<executor>)")
+    ft.add_argument(
+        "--eval-episodes", type=int, default=0, help="final evaluation on the executor (0)"
+    )
+    ft.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     cmp = sub.add_parser(
         "compare",
@@ -144,17 +199,44 @@ def _summary(result: dict[str, Any]) -> str:
     return line
 
 
+def _executor_options(args: argparse.Namespace) -> dict[str, Any]:
+    from qrl.presets import parse_override
+
+    options: dict[str, Any] = {}
+    for item in args.options:
+        if "=" not in item:
+            raise QrlError(f"--option takes key=value, got {item!r}")
+        key, value = parse_override(item)
+        options[key] = value
+    if args.shots:
+        options["shots"] = args.shots
+    if args.backend:
+        options["backend"] = args.backend
+    if args.no_noise:
+        options["noise"] = False
+    if args.packing:
+        packing = args.packing  # a number or "auto"; the executor refuses anything else
+        options["packing"] = int(packing) if packing.isdigit() else packing
+    return options
+
+
 def _evaluate(args: argparse.Namespace) -> int:
+    options = _executor_options(args)
+    if options and args.executor in (None, "torch"):
+        raise QrlError(
+            "--shots, --backend, --packing and --option need an --executor, "
+            "e.g. --executor qiskit.aer or --executor default.qubit"
+        )
+    if args.executor not in (None, "torch"):
+        return _evaluate_on_executor(args, options)
+    if args.dry_run:
+        raise QrlError("--dry-run needs an --executor: exact simulation costs no device time")
     from qrl.experiment import evaluate
 
-    options = {"shots": args.shots} if args.shots else None
-    if options and not args.executor:
-        raise QrlError("--shots needs a PennyLane --executor, e.g. --executor default.qubit")
     result = evaluate(
         args.target,
         episodes=args.episodes,
         executor=args.executor,
-        executor_options=options,
         seed=args.seed,
         deterministic=not args.stochastic,
         video=args.video,
@@ -162,6 +244,76 @@ def _evaluate(args: argparse.Namespace) -> int:
         algorithm=args.algo,
     )
     print(json.dumps(result, indent=2) if args.json else _summary(result))
+    return 0
+
+
+def _evaluate_on_executor(args: argparse.Namespace, options: dict[str, Any]) -> int:
+    from qrl.hardware.evaluation import evaluate_executors, evaluation_cost
+    from qrl.hardware.jobs import SubmissionError
+    from qrl.hardware.report import format_cost, format_report
+
+    if args.video:
+        raise QrlError("--video records exact simulation only; drop --executor")
+    common = dict(
+        target=args.target,
+        executor=args.executor,
+        options=options,
+        episodes=args.episodes,
+        reference=not args.no_reference,
+        env=args.env,
+        algorithm=args.algo,
+    )
+    if args.dry_run:
+        cost = evaluation_cost(**common)
+        print(json.dumps(cost, indent=2) if args.json else format_cost(cost))
+        return 0
+    try:
+        report = evaluate_executors(
+            **common, seed=args.seed, deterministic=not args.stochastic, restart=args.restart
+        )
+    except KeyboardInterrupt:
+        print(
+            "qrl: evaluation interrupted; its finished episodes are saved. "
+            "Run the same command to continue it.",
+            file=sys.stderr,
+        )
+        return 130
+    except SubmissionError as exc:
+        raise SubmissionError(
+            f"{exc}. The finished episodes are saved; run the same command to continue"
+        ) from None
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from qrl.experiment import finetune
+
+    run = finetune(
+        args.source,
+        args.executor,
+        _executor_options(args),
+        timesteps=args.timesteps,
+        overrides=args.overrides,
+        run_dir=args.run_dir,
+        eval_episodes=args.eval_episodes,
+        progress=not args.no_progress,
+        command=shlex.join(["qrl", *sys.argv[1:]]),
+    )
+    status = run.status()
+    cost = status.get("quantum_cost")
+    if cost:
+        print(
+            f"sent {cost['circuits']} circuits ({cost['policy_circuits']} policy circuits), "
+            f"{cost['shots']} shots in {cost['submissions']} submissions "
+            f"({cost['retries']} retried), {cost['seconds']:.1f} s waiting",
+            file=sys.stderr,
+        )
+    if status.get("status") == "interrupted":
+        print(f"interrupted; continue with: qrl train --resume {run.path}", file=sys.stderr)
+        print(run.path)
+        return 130
+    print(run.path)
     return 0
 
 
@@ -241,6 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = {
         "train": _train,
         "evaluate": _evaluate,
+        "finetune": _finetune,
         "compare": _compare,
         "curve": _curve,
         "presets": _presets,

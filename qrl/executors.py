@@ -1,4 +1,5 @@
-"""Executors by name: "torch" (the built-in exact simulator) or any PennyLane device."""
+"""Executors by name: "torch" (the built-in exact simulator), "qiskit.aer" and "qiskit.remote"
+(shots, IBM devices' noise, IBM Quantum hardware), or any PennyLane device."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ class Executor(Protocol):
 
     ``inputs`` has shape (batch, n_qubits, features_per_qubit); ``weights`` holds tensors of
     the circuit's weight shapes (``theta`` may carry the batch dimension); the result has
-    shape (batch, circuit.n_outputs).
+    shape (batch, circuit.n_outputs). Executors that send circuits somewhere (shots, devices)
+    also count what they spend in a ``cost`` attribute (:class:`qrl.hardware.cost.Cost`).
     """
 
     name: str
@@ -29,21 +31,36 @@ class Executor(Protocol):
 def make_executor(name: str, options: Mapping[str, Any] | None = None) -> Executor:
     """Build an executor by name.
 
-    :param name: "torch", or a PennyLane device name such as "default.qubit"
-    :param options: for PennyLane devices, ``diff_method``, ``shots`` and ``device_options``
+    :param name: "torch"; "qiskit.aer" or "qiskit.remote" (see
+        :class:`~qrl.hardware.qiskit_executor.QiskitExecutor`); or any other PennyLane
+        device name such as "default.qubit", "default.mixed", "lightning.qubit" or
+        "braket.local.qubit"
+    :param options: for qiskit executors, those of ``QiskitExecutor``; for PennyLane
+        devices, ``diff_method``, ``shots`` and ``device_options``
     :return: the executor
     """
     options = dict(options or {})
+    from qrl.hardware.backends import check_no_secrets
+
+    check_no_secrets(options)
     if name == "torch":
         if options:
             raise QrlError(f"the 'torch' executor takes no options, got {sorted(options)}")
         from qrl.simulator import TorchSimulator
 
         return TorchSimulator()
+    from qrl.hardware.qiskit_executor import OPTIONS, QISKIT_EXECUTORS, QiskitExecutor
+
+    if name in QISKIT_EXECUTORS:
+        _check_options(options, OPTIONS)
+        return QiskitExecutor(name, **options)
     from qrl.pennylane_executor import PennyLaneExecutor
 
-    allowed = {"diff_method", "shots", "device_options"}
-    unknown = sorted(set(options) - allowed)
+    _check_options(options, ("diff_method", "shots", "device_options"))
+    return PennyLaneExecutor(name, **options)
+
+
+def _check_options(options: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise QrlError(f"unknown executor options {unknown}; valid: {sorted(allowed)}")
-    return PennyLaneExecutor(name, **options)

@@ -34,12 +34,29 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
-from qrl.agents import build_model, load_model
-from qrl.callbacks import LearningCurve, ProgressBar, QuantumLogger, curve_point, read_curve
+from qrl.agents import build_model, load_model, policy_kwargs
+from qrl.callbacks import (
+    LearningCurve,
+    ProgressBar,
+    QuantumLogger,
+    curve_point,
+    executor_cost,
+    read_curve,
+)
 from qrl.envs import make_envs, make_video_env
 from qrl.errors import QrlError
 from qrl.extractors import circuit_modules, parameter_counts, set_executor
-from qrl.presets import RunConfig, load_env_preset, read_yaml, resolve_config, task_settings
+from qrl.hardware.cost import Cost
+from qrl.presets import (
+    RunConfig,
+    apply_overrides,
+    load_env_preset,
+    parse_override,
+    read_yaml,
+    resolve_config,
+    task_settings,
+    validate,
+)
 
 EVAL_SEED_OFFSET = 10_000  # evaluation episodes start from states training never saw
 _PACKAGES = ("qrl", "torch", "stable-baselines3", "sb3-contrib", "pennylane", "gymnasium", "numpy")
@@ -93,9 +110,10 @@ class Run:
         return read_curve(self.curve_path)
 
     def evaluation(self) -> dict[str, Any] | None:
-        """The final evaluation, if the run finished."""
+        """The final evaluation, if the run finished (and was evaluated)."""
         path = self.path / "eval.json"
-        return json.loads(path.read_text()) if path.is_file() else None
+        data = json.loads(path.read_text()) if path.is_file() else {}
+        return data if "mean_return" in data else None
 
     def checkpoints(self) -> list[tuple[int, Path]]:
         """The periodic checkpoints as (timesteps, file), in order."""
@@ -231,6 +249,78 @@ def resume(path: str | Path, timesteps: int | None = None, progress: bool = True
     return _learn(run, model, progress, checkpoints=10)
 
 
+def finetune(
+    source: str | Path,
+    executor: str,
+    options: Mapping[str, Any] | None = None,
+    timesteps: int = 256,
+    overrides: Sequence[str] = (),
+    run_dir: str | Path | None = None,
+    eval_episodes: int = 0,
+    progress: bool = True,
+    command: str | None = None,
+) -> Run:
+    """Continue training a trained policy on another executor, into a new run folder.
+
+    Typically a policy trained on the exact simulator, fine-tuned with shots and device
+    noise (gradients by the parameter-shift rule). The new run counts its own steps from
+    zero, so learning-rate and clip schedules start again over the fine-tuning budget; the
+    learning curve is off (it would run on the device), and the final evaluation runs
+    ``eval_episodes`` episodes on the device (0: none; use ``qrl evaluate``).
+
+    :param source: the trained run folder
+    :param executor: executor to train on ("qiskit.aer", "qiskit.remote", "default.qubit")
+    :param options: its options (shots, backend, ...)
+    :param timesteps: environment steps of fine-tuning
+    :param overrides: ``key=value`` changes, e.g. ``hyperparameters.n_epochs=1``
+    :param run_dir: the new run folder; ``<source>-finetune-<executor>`` by default
+    :param eval_episodes: episodes of the final evaluation on the executor
+    :param progress: show a progress bar
+    :param command: the command line, recorded in config.yaml
+    :return: the new run
+    """
+    src = open_run(source)
+    if not src.model_path.is_file():
+        raise QrlError(f"{src.path} has no model.zip: finish or resume its training first")
+    if src.config.policy.get("extractor") != "quantum" and src.config.algorithm != "recurrent_ppo":
+        raise QrlError(f"run {src.path} has a classical policy: nothing to run on {executor!r}")
+    if timesteps < 1:
+        raise QrlError(f"--timesteps must be at least 1, got {timesteps}")
+    config = RunConfig.from_dict(src.config.to_dict())
+    items = [parse_override(o) for o in overrides]
+    apply_overrides(config, items)
+    validate(config)
+    config.policy["executor"] = executor
+    config.policy["executor_options"] = dict(options or {})
+    config.timesteps = int(timesteps)
+    config.eval_freq = 0
+    config.eval_episodes = int(eval_episodes)
+    from qrl.hardware.evaluation import Variant
+
+    tag = Variant("", executor, dict(options or {})).tag()
+    default = src.path.with_name(f"{src.path.name}-finetune-{tag}")
+    path = Path(run_dir) if run_dir is not None else default
+    if (path / "config.yaml").exists():
+        raise QrlError(f"{path} already holds a run; resume it with --resume {path}")
+    changes = {k.split(".", 1)[1]: v for k, v in items if k.startswith("hyperparameters.")}
+    envs = make_envs(config, seed=config.seed + 1_000_000)
+    model = load_model(src.model_path, config.algorithm, env=envs, **changes)
+    set_executor(model, executor, options)  # bad names, options, credentials: before the folder
+    model.policy_kwargs = policy_kwargs(config.policy)  # saved models reload on the executor
+    trained = int(model.num_timesteps)
+    model.num_timesteps = 0
+    path.mkdir(parents=True, exist_ok=True)
+    meta: dict[str, Any] = {"versions": versions(), "command": command or " ".join(sys.argv)}
+    meta |= {"finetuned_from": str(src.path), "finetuned_after_steps": trained}
+    meta["created"] = datetime.now().isoformat(timespec="seconds")
+    (path / "config.yaml").write_text(yaml.safe_dump(config.to_dict() | meta, sort_keys=False))
+    run = Run(path, config)
+    run.write_status(
+        status="running", num_timesteps=0, wall_time_s=0.0, parameters=parameter_counts(model)
+    )
+    return _learn(run, model, progress, checkpoints=1)
+
+
 def _update_config_file(run: Run) -> None:
     data = read_yaml(run.path / "config.yaml") | {"timesteps": run.config.timesteps}
     (run.path / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
@@ -289,12 +379,19 @@ def _learn(run: Run, model: BaseAlgorithm, progress: bool, checkpoints: int) -> 
         )
     steps = model.num_timesteps - start_steps
     training = elapsed - evaluating
+    extra: dict[str, Any] = {}
+    cost = executor_cost(model)
+    if cost is not None:  # circuits, shots and submissions sent, over every session
+        total = Cost(**status.get("quantum_cost", {}))
+        total.add(cost)
+        extra["quantum_cost"] = total.to_dict()
     run.write_status(
         status="interrupted" if interrupted else "finished",
         num_timesteps=model.num_timesteps,
         wall_time_s=round(wall + elapsed, 2),
         eval_time_s=round(eval_time + evaluating, 2),
         steps_per_s=round(steps / training, 1) if training > 0 else None,
+        **extra,
     )
     if not interrupted:
         _write_evaluation(run, model)
@@ -355,7 +452,12 @@ def _write_evaluation(run: Run, model: BaseAlgorithm) -> None:
     """The final evaluation of a run, into eval.json (skipped with eval_episodes: 0)."""
     if run.config.eval_episodes > 0:
         result = evaluate_model(model, run.config, episodes=run.config.eval_episodes)
-        (run.path / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
+        path = run.path / "eval.json"
+        if path.is_file():  # evaluations on other executors (qrl evaluate --executor) stay
+            executors = json.loads(path.read_text()).get("executors")
+            if executors:
+                result["executors"] = executors
+        path.write_text(json.dumps(result, indent=2) + "\n")
 
 
 def evaluate_model(
@@ -439,10 +541,38 @@ def locate(target: str | Path) -> tuple[Path, RunConfig | None]:
         return run.model_path, run.config
     if not path.exists():
         raise QrlError(f"{path} does not exist: give a run folder or a model .zip file")
-    for folder in (path.parent, path.parent.parent):
+    folder = run_folder_of(path)
+    return path, None if folder is None else open_run(folder).config
+
+
+def run_folder_of(model_path: Path) -> Path | None:
+    """The run folder a model file belongs to (its own folder or, for checkpoints, the one
+    above), or None."""
+    for folder in (model_path.parent, model_path.parent.parent):
         if (folder / "config.yaml").is_file():
-            return path, open_run(folder).config
-    return path, None
+            return folder
+    return None
+
+
+def load_target(
+    target: str | Path, env: str | None = None, algorithm: str = "ppo"
+) -> tuple[BaseAlgorithm, RunConfig, Path]:
+    """Load a saved policy with its configuration: a run folder or a model .zip file.
+
+    :param target: run folder or model file
+    :param env: task of a model file outside a run folder (preset or Gymnasium id)
+    :param algorithm: algorithm of a model file outside a run folder
+    :return: the model, its configuration and the model file
+    """
+    model_path, config = locate(target)
+    if config is None:
+        if env is None:
+            raise QrlError(f"{model_path} is not inside a run folder: pass --env (and --algo)")
+        task = task_settings(*load_env_preset(env))
+        config = RunConfig(agent=model_path.stem, algorithm=algorithm, **task)
+    elif env is not None:
+        raise QrlError("--env is only for model files outside a run folder")
+    return load_model(model_path, config.algorithm), config, model_path
 
 
 def evaluate(
@@ -469,15 +599,7 @@ def evaluate(
     :param algorithm: algorithm of a model file outside a run folder
     :return: see :func:`evaluate_model`
     """
-    model_path, config = locate(target)
-    if config is None:
-        if env is None:
-            raise QrlError(f"{model_path} is not inside a run folder: pass --env (and --algo)")
-        task = task_settings(*load_env_preset(env))
-        config = RunConfig(agent=model_path.stem, algorithm=algorithm, **task)
-    elif env is not None:
-        raise QrlError("--env is only for model files outside a run folder")
-    model = load_model(model_path, config.algorithm)
+    model, config, _ = load_target(target, env, algorithm)
     if executor is not None:
         set_executor(model, executor, executor_options)
     return evaluate_model(

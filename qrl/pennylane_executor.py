@@ -7,6 +7,7 @@ One QNode call runs a whole batch (parameter broadcasting), never one call per s
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -14,6 +15,8 @@ import torch
 
 from qrl.circuits import Circuit
 from qrl.errors import QrlError, choices_hint
+from qrl.hardware.backends import BRAKET_EXTRA, IBM_EXTRA
+from qrl.hardware.cost import Cost
 
 _GATES = {"H", "RX", "RY", "RZ", "CNOT", "CZ"}
 
@@ -85,6 +88,11 @@ class PennyLaneExecutor:
     ) -> None:
         devices = available_devices()
         if device not in devices:
+            for prefix, extra in (("braket.", BRAKET_EXTRA), ("qiskit.", IBM_EXTRA)):
+                if device.startswith(prefix) and not any(d.startswith(prefix) for d in devices):
+                    raise QrlError(
+                        f"executor {device!r} needs a PennyLane plugin; install it with: {extra}"
+                    )
             raise QrlError(
                 f"unknown executor {device!r}; use 'torch' or a PennyLane device "
                 f"({choices_hint(device, devices)})"
@@ -94,6 +102,7 @@ class PennyLaneExecutor:
         self.shots = shots
         self.device_options = dict(device_options or {})
         self._qnodes: dict[Circuit, Any] = {}
+        self.cost = Cost()
 
     def qnode(self, circuit: Circuit) -> Any:
         """The (cached) QNode that runs ``circuit`` on this device."""
@@ -115,7 +124,14 @@ class PennyLaneExecutor:
     ) -> torch.Tensor:
         """Run ``circuit`` in one broadcast QNode call (see :class:`qrl.executors.Executor`)."""
         angles = circuit.angles(inputs, weights)
+        start = time.perf_counter()
         result = self.qnode(circuit)(*angles)
+        cost, batch = self.cost, inputs.shape[0]
+        cost.seconds += time.perf_counter() - start
+        cost.submissions += 1
+        cost.circuits += batch
+        cost.policy_circuits += batch
+        cost.shots += batch * (self.shots or 0)
         out = torch.stack([torch.as_tensor(r) for r in result], dim=-1)
         out = out.reshape(inputs.shape[0], circuit.n_outputs)
         return out.to(device=inputs.device, dtype=inputs.dtype)

@@ -281,7 +281,7 @@ def test_existing_run_folder_is_not_overwritten(tiny_run: Path):
             "dqn takes policy.net_arch as one list",
         ),
         (["evaluate", "no/such/run"], "does not exist"),
-        (["evaluate", ".", "--shots", "10"], "--shots needs a PennyLane --executor"),
+        (["evaluate", ".", "--shots", "10"], "--packing and --option need an --executor"),
     ],
 )
 def test_cli_errors_are_one_line(argv, message, capsys):

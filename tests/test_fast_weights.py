@@ -162,7 +162,13 @@ def test_gradients_reach_the_programmer_through_time():
     torch.testing.assert_close(obs.grad[0, 0].float(), numeric.float(), rtol=0, atol=2e-3)
 
 
-def test_torch_matches_pennylane_for_programmed_angles():
+@pytest.mark.parametrize(
+    ("executor", "options"), [("default.qubit", None), ("qiskit.aer", {"shots": None})]
+)
+def test_torch_matches_pennylane_and_qiskit_for_programmed_angles(executor, options):
+    """Per-sample programmed angles, values and gradients (Qiskit: by parameter shift)."""
+    if executor.startswith("qiskit"):
+        pytest.importorskip("qiskit_aer")
     cell = make_cell(decay=0.9, learn_init=True)
     obs = torch.randn(4, 5, 3)
     starts = torch.zeros(4, 5)
@@ -176,7 +182,7 @@ def test_torch_matches_pennylane_for_programmed_angles():
         return out.detach(), [p.grad.clone() for p in cell.parameters()]  # type: ignore[union-attr]
 
     out_torch, grads_torch = run()
-    cell.set_executor("default.qubit")
+    cell.set_executor(executor, options)
     out_pl, grads_pl = run()
     torch.testing.assert_close(out_torch, out_pl, rtol=0, atol=1e-5)
     for a, b in zip(grads_torch, grads_pl, strict=True):
