@@ -15,8 +15,8 @@ from typing import Any
 
 from qrl.errors import QrlError, choices_hint
 
-IBM_EXTRA = "pip install 'qrl[ibm]'"
-BRAKET_EXTRA = "pip install 'qrl[braket]'"
+IBM_EXTRA = "pip install 'qrl[ibm]' (in a checkout: pip install -e '.[ibm]')"
+BRAKET_EXTRA = "pip install 'qrl[braket]' (in a checkout: pip install -e '.[braket]')"
 SECRET_OPTIONS = ("token", "api_key", "apikey", "password", "secret", "credentials")
 
 
