@@ -5,10 +5,12 @@ process per training run, interleaved):
 
 - ``layer``: forward (inference, under ``torch.no_grad``) and forward+backward time of the
   policy's feature layer: qrl's ``QuantumExtractor`` on the ``torch`` executor (float32 and
-  float64), on PennyLane ``default.qubit`` (backprop, broadcasting) and on
-  ``lightning.qubit`` (adjoint), and SB3's default ``MlpExtractor`` (64x64 tanh, policy and
-  value) on the same observation width. Executors are timed in interleaved rounds, so each
-  ratio is paired within a round; medians and min/max over rounds are reported.
+  float64; for entangled circuits also ``torch-sv``, float32 on the general per-sample
+  state-vector path instead of the frame path), on PennyLane ``default.qubit`` (backprop,
+  broadcasting) and on ``lightning.qubit`` (adjoint), and SB3's default ``MlpExtractor``
+  (64x64 tanh, policy and value) on the same observation width. Executors are timed in
+  interleaved rounds, so each ratio is paired within a round; medians and min/max over
+  rounds are reported.
 - ``e2e``: ``qrl train`` of PPO on CartPole-v1 with ``--agent mlp``, ``--agent unentangled``
   and, for a shorter budget extrapolated to the full one, ``--agent unentangled --executor
   default.qubit``; environment steps per second from each run's run.json.
@@ -51,8 +53,11 @@ from stable_baselines3.common.torch_layers import MlpExtractor
 from torch import nn
 
 from qrl.extractors import QuantumExtractor
+from qrl.simulator import TorchSimulator
 
-EXECUTORS = ("mlp", "torch-f32", "torch-f64", "default.qubit", "lightning.qubit")
+EXECUTORS = ("mlp", "torch-f32", "torch-f64", "torch-sv", "default.qubit", "lightning.qubit")
+# torch-sv: float32, entangled circuits on the general per-sample state-vector path instead
+# of the frame path, to measure what the frame path gains
 PENNYLANE = {"default.qubit": "backprop", "lightning.qubit": "adjoint"}
 
 
@@ -98,7 +103,10 @@ def make_layer(executor: str, circuit: str, qubits: int, layers: int) -> nn.Modu
     else:
         kwargs["executor"] = executor
         kwargs["executor_options"] = {"diff_method": PENNYLANE[executor]}
-    return QuantumExtractor(space, **kwargs)
+    layer = QuantumExtractor(space, **kwargs)
+    if executor == "torch-sv":
+        layer._executor = TorchSimulator(frame=False)
+    return layer
 
 
 def _call(module: nn.Module, x: torch.Tensor, mode: str) -> Callable[[], None]:
@@ -175,11 +183,18 @@ def layer_section(args: argparse.Namespace) -> list[LayerResult]:
     for circuit, qubits, layers, mode in grid:
         for batch in args.batches:
             config = (circuit, qubits, layers, batch, mode)
-            chosen = [e for e in args.executors if (e, circuit, qubits, layers, mode) not in over]
+            chosen = [
+                e
+                for e in args.executors
+                if (e, circuit, qubits, layers, mode) not in over
+                and (e != "torch-sv" or circuit == "entangled")
+            ]
             rows = bench_config(*config, chosen, args.rounds, args.target, args.budget)
             skipped = "skipped: a smaller batch was over budget"
             rows += [
-                LayerResult(*config, e, note=skipped) for e in args.executors if e not in chosen
+                LayerResult(*config, e, note=skipped)
+                for e in args.executors
+                if e not in chosen and (e != "torch-sv" or circuit == "entangled")
             ]
             for r in rows:
                 if r.note.startswith("one call"):
@@ -348,7 +363,7 @@ def layer_table(rows: list[LayerResult], mode: str) -> list[str]:
     """Markdown: one line per configuration, median ms per executor, and the key ratios."""
     executors = [e for e in EXECUTORS if any(r.executor == e for r in rows)]
     head = ["circuit", "qubits", "layers", "batch", *[f"{e} ms" for e in executors]]
-    head += ["torch-f32 / MLP", "default.qubit / torch-f32"]
+    head += ["torch-f32 / MLP", "default.qubit / torch-f32", "torch-sv / torch-f32"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     configs: dict[tuple[str, int, int, int], dict[str, LayerResult]] = {}
     for r in rows:
@@ -365,10 +380,14 @@ def layer_table(rows: list[LayerResult], mode: str) -> list[str]:
         speed = "-"
         if t32 and dq and t32.median_ms and dq.median_ms:
             speed = f"{dq.median_ms / t32.median_ms:.0f}x"
+        sv = cells.get("torch-sv")
+        gain = "-"
+        if t32 and sv and t32.median_ms and sv.median_ms:
+            gain = f"{sv.median_ms / t32.median_ms:.2f}x"
         lines.append(
             f"| {circuit} | {qubits} | {layers} | {batch} | "
             + " | ".join(values)
-            + f" | {ratio} | {speed} |"
+            + f" | {ratio} | {speed} | {gain} |"
         )
     return lines
 

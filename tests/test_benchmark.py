@@ -25,10 +25,15 @@ def test_layer_grid_and_report(benchmark, tmp_path):
     args = benchmark.parse_args(
         ["--out", str(tmp_path), "--qubits", "3", "--layers", "1", "--batches", "2"]
     )
-    args.executors, args.rounds, args.target = ["mlp", "torch-f32", "torch-f64"], 3, 0.002
+    args.executors = ["mlp", "torch-f32", "torch-f64", "torch-sv"]
+    args.rounds, args.target = 3, 0.002
     rows = benchmark.layer_section(args)
     assert {(r.circuit, r.mode, r.executor) for r in rows} == {
-        (c, m, e) for c in args.circuits for m in ("fwd", "fwd+bwd") for e in args.executors
+        (c, m, e)
+        for c in args.circuits
+        for m in ("fwd", "fwd+bwd")
+        for e in args.executors
+        if e != "torch-sv" or c == "entangled"  # the per-sample path: entangled circuits only
     }
     for r in rows:
         assert r.rounds == 3 and 0 < r.min_ms <= r.median_ms <= r.max_ms

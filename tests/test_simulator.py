@@ -3,12 +3,14 @@ PyTorch kernels that CUDA tensors take, product and state-vector paths, every gr
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from qrl.circuits import make_circuit
 from qrl.executors import make_executor
-from qrl.simulator import TorchSimulator, run_product, run_statevector
+from qrl.simulator import FRAME_FROM_BATCH, TorchSimulator, run_frame, run_product, run_statevector
+from qrl.simulator.frame import BASES, Monomial, Phase, Shared, groups, make_schedule
 from qrl.simulator.statevector import entangler_table
 
 CASES = [
@@ -19,6 +21,7 @@ CASES = [
     ("entangled", 5, {"entangler": "cz", "encoding": "euler"}),
     ("entangled", 6, {"reupload": False, "n_layers": 3, "rotations": "y"}),
     ("entangled", 7, {"observables": ["Z"], "encoding": "ry"}),
+    ("entangled", 9, {"encoding": "basis", "n_layers": 2, "observables": ["X", "Z"]}),
 ]
 
 
@@ -43,10 +46,13 @@ def _outputs_and_grads(executor, circuit, weights, inputs):
     return out, grads
 
 
+@pytest.mark.parametrize("batch", [6, 20], ids=["small", "frame"])
 @pytest.mark.parametrize("force_torch", [False, True], ids=["numpy", "torch"])
 @pytest.mark.parametrize(("name", "n_qubits", "options"), CASES)
-def test_matches_default_qubit_with_input_gradients(name, n_qubits, options, force_torch):
-    circuit, weights, inputs = _case(name, n_qubits, options)
+def test_matches_default_qubit_with_input_gradients(name, n_qubits, options, force_torch, batch):
+    """Every path against default.qubit: entangling circuits take the per-sample path for
+    small batches and the frame path from FRAME_FROM_BATCH samples on."""
+    circuit, weights, inputs = _case(name, n_qubits, options, batch=batch)
     out, grads = _outputs_and_grads(TorchSimulator(force_torch), circuit, weights, inputs)
     ref, ref_grads = _outputs_and_grads(make_executor("default.qubit"), circuit, weights, inputs)
     torch.testing.assert_close(out, ref, atol=1e-9, rtol=0)
@@ -101,11 +107,21 @@ def test_product_and_state_vector_paths_agree():
 
 
 @pytest.mark.parametrize(
-    ("name", "node"), [("unentangled", "ProductCircuit"), ("entangled", "StateVectorCircuit")]
+    ("name", "node", "per_sample", "batch"),
+    [
+        ("unentangled", "ProductCircuit", False, 6),
+        ("entangled", "FrameCircuit", False, FRAME_FROM_BATCH),
+        ("entangled", "StateVectorCircuit", False, FRAME_FROM_BATCH - 1),
+        ("entangled", "StateVectorCircuit", True, FRAME_FROM_BATCH),
+    ],
 )
-def test_inference_records_nothing(name, node):
-    """Under no_grad no autograd node is created; with grad, one node per circuit call."""
-    circuit, weights, inputs = _case(name, 4, {})
+def test_inference_records_nothing(name, node, per_sample, batch):
+    """Under no_grad no autograd node is created; with grad, one node per circuit call, on
+    the path the batch size and the weights choose."""
+    circuit, weights, inputs = _case(name, 4, {}, batch=batch)
+    if per_sample:
+        theta = torch.randn(batch, *circuit.weight_shapes["theta"]).double()
+        weights["theta"] = theta.requires_grad_()
     with torch.no_grad():
         out = TorchSimulator()(circuit, inputs, weights)
     assert out.grad_fn is None
@@ -122,8 +138,9 @@ def test_cnot_ring_table_is_a_permutation_and_matches_gates():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_matches_cpu():
-    for name in ("unentangled", "entangled"):
-        circuit, weights, inputs = _case(name, 5, {}, dtype=torch.float32)
+    cases = [("unentangled", 6), ("entangled", 6), ("entangled", FRAME_FROM_BATCH)]
+    for name, batch in cases:
+        circuit, weights, inputs = _case(name, 5, {}, batch=batch, dtype=torch.float32)
         cpu, cpu_grads = _outputs_and_grads(TorchSimulator(), circuit, weights, inputs)
         cuda_w = {k: v.detach().cuda().requires_grad_() for k, v in weights.items()}
         cuda_x = inputs.detach().cuda().requires_grad_()
@@ -134,11 +151,89 @@ def test_cuda_matches_cpu():
             torch.testing.assert_close(g.cpu(), c, atol=1e-4, rtol=0)
 
 
+@pytest.mark.parametrize("batch", [6, 20], ids=["small", "frame"])
 @pytest.mark.parametrize("force_torch", [False, True], ids=["numpy", "torch"])
 @pytest.mark.parametrize(("name", "n_qubits", "options"), CASES)
-def test_inference_path_matches_training_path(name, n_qubits, options, force_torch):
-    circuit, weights, inputs = _case(name, n_qubits, options)
+def test_inference_path_matches_training_path(name, n_qubits, options, force_torch, batch):
+    circuit, weights, inputs = _case(name, n_qubits, options, batch=batch)
     simulator = TorchSimulator(force_torch)
     with torch.no_grad():
         fast = simulator(circuit, inputs, weights)
     torch.testing.assert_close(fast, simulator(circuit, inputs, weights).detach(), atol=0, rtol=0)
+
+
+FRAME_CASES = [
+    (1, {}),
+    (2, {"entangler": "cz"}),
+    (3, {"encoding": "ry"}),
+    (3, {"encoding": "ry", "entangler": "cz"}),
+    (4, {"encoding": "euler", "rotations": "xz"}),
+    (5, {"encoding": "basis", "observables": ["Y"]}),
+    (5, {"reupload": False, "n_layers": 3}),
+    (9, {"n_layers": 2, "rotations": "zyz", "observables": ["Z", "X", "Y"]}),
+]
+
+
+@pytest.mark.parametrize("force_torch", [False, True], ids=["numpy", "torch"])
+@pytest.mark.parametrize(("n_qubits", "options"), FRAME_CASES)
+def test_frame_path_matches_general_path(n_qubits, options, force_torch):
+    """Shared weights (the frame path) against the general state-vector path: values and the
+    gradients of inputs, input scales and weights, for every encoding, entangler and frame."""
+    circuit, weights, inputs = _case("entangled", n_qubits, options, batch=5, seed=n_qubits)
+    scale = weights.get("input_scale")
+    tensors = [t for t in (inputs, scale, weights["theta"]) if t is not None]
+    out = run_frame(circuit, inputs, scale, weights["theta"], force_torch)
+    ref = run_statevector(circuit, inputs, scale, weights["theta"], force_torch)
+    assert type(out.grad_fn).__name__ == "FrameCircuitBackward"
+    mix = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
+    grads = torch.autograd.grad((out * mix).sum(), tensors)
+    ref_grads = torch.autograd.grad((ref * mix).sum(), tensors)
+    torch.testing.assert_close(out, ref, atol=1e-11, rtol=0)
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("force_torch", [False, True], ids=["numpy", "torch"])
+def test_gradcheck_frame_path(force_torch):
+    circuit, weights, inputs = _case("entangled", 4, {"encoding": "ry"}, batch=2, seed=7)
+    assert torch.autograd.gradcheck(
+        lambda x, s, t: run_frame(circuit, x, s, t, force_torch),
+        (inputs, weights["input_scale"], weights["theta"]),
+    )
+
+
+def test_frame_schedule_keeps_cnot_rings_in_the_hadamard_frame():
+    """RX encoding with CNOT rings: per layer one phase, one shared unitary, one gather
+    (the ring in the Hadamard frame is a permutation); with CZ the frame is left first."""
+    cnot = make_schedule(make_circuit("entangled", 4, n_layers=3))
+    assert [type(s) for s in cnot.steps] == [Phase, Shared, Monomial] * 3
+    assert all(s.phase is None for s in cnot.steps if isinstance(s, Monomial))
+    cz = make_schedule(make_circuit("entangled", 4, n_layers=2, entangler="cz"))
+    assert [type(s) for s in cz.steps] == [Phase, Shared, Monomial, Shared, Phase, Shared, Monomial]
+
+
+@pytest.mark.parametrize("gate", ["CNOT", "CZ"])
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_frame_entanglers_are_the_conjugated_patterns(gate, axis):
+    """Every gather the schedule uses equals (B^H)^n E B^n as a dense matrix."""
+    from qrl.simulator.frame import _monomial
+
+    n, pairs = 3, ((0, 1), (1, 2), (2, 0))
+    basis = BASES[axis]
+    table = entangler_table(gate, pairs, n)
+    dense = np.eye(2**n)[table] if gate == "CNOT" else np.diag(table)
+    frame = np.kron(np.kron(basis, basis), basis)
+    conjugated = frame.conj().T @ dense @ frame
+    found = _monomial(gate, pairs, n, basis)
+    if found is None:  # allowed only where the pattern is not monomial in that frame
+        assert (np.abs(conjugated) > 1e-9).sum(1).max() > 1
+        return
+    perm, phase = found
+    rebuilt = np.zeros((2**n, 2**n), dtype=complex)
+    rebuilt[np.arange(2**n), perm] = 1 if phase is None else phase
+    np.testing.assert_allclose(rebuilt, conjugated, atol=1e-12)
+
+
+def test_wire_groups():
+    assert groups(1) == (1,) and groups(4) == (4,) and groups(8) == (4, 4)
+    assert groups(9) == (3, 3, 3) and groups(12) == (4, 4, 4) and groups(13) == (4, 3, 3, 3)

@@ -6,7 +6,11 @@ a few thousand), where the cost of each array call, not arithmetic, dominates:
 - :mod:`~qrl.simulator.plan`: index tables per circuit; all angles gathered in a few calls;
 - :mod:`~qrl.simulator.product`: circuits without two-qubit gates as Bloch vectors, with a
   closed-form backward pass (one autograd node for the whole circuit);
-- :mod:`~qrl.simulator.statevector`: entangling circuits as batched state vectors;
+- :mod:`~qrl.simulator.frame`: entangling circuits whose weights the batch shares (every
+  policy circuit): encodings as diagonal phases in a moving frame, the shared gates as
+  batch-folded matrix products;
+- :mod:`~qrl.simulator.statevector`: any entangling circuit, also with one set of weights
+  per sample (the fast weight programmer), as batched state vectors;
 - :mod:`~qrl.simulator.backend`: the kernels run on NumPy views of CPU tensors and on
   PyTorch tensors on any other device (CUDA), so a GPU policy runs unchanged.
 
@@ -21,9 +25,14 @@ from collections.abc import Mapping
 import torch
 
 from qrl.circuits import Circuit
+from qrl.simulator.frame import run_frame
 from qrl.simulator.plan import make_plan
 from qrl.simulator.product import run_product
 from qrl.simulator.statevector import run_statevector
+
+# Below this batch size (rollouts of a few environments) the per-sample path's fewer array
+# calls beat the frame path's matrix products (docs/performance.md, "torch-sv" columns).
+FRAME_FROM_BATCH = 16
 
 
 class TorchSimulator:
@@ -31,12 +40,16 @@ class TorchSimulator:
 
     :param force_torch: run the kernels on PyTorch tensors even on the CPU (the code path
         of CUDA tensors), for testing
+    :param frame: run entangling circuits whose weights the batch shares on the frame path
+        (:mod:`~qrl.simulator.frame`) from :data:`FRAME_FROM_BATCH` samples on; False takes
+        the general per-sample path always, for comparison
     """
 
     name = "torch"
 
-    def __init__(self, force_torch: bool = False) -> None:
+    def __init__(self, force_torch: bool = False, frame: bool = True) -> None:
         self.force_torch = force_torch
+        self.frame = frame
 
     def __call__(
         self, circuit: Circuit, inputs: torch.Tensor, weights: Mapping[str, torch.Tensor]
@@ -52,8 +65,10 @@ class TorchSimulator:
         scale = weights.get("input_scale")
         theta = weights["theta"]
         if make_plan(circuit).entangling:
+            if theta.ndim == 3 and self.frame and inputs.shape[0] >= FRAME_FROM_BATCH:
+                return run_frame(circuit, inputs, scale, theta, self.force_torch)
             return run_statevector(circuit, inputs, scale, theta, self.force_torch)
         return run_product(circuit, inputs, scale, theta, self.force_torch)
 
 
-__all__ = ["TorchSimulator", "run_product", "run_statevector"]
+__all__ = ["FRAME_FROM_BATCH", "TorchSimulator", "run_frame", "run_product", "run_statevector"]

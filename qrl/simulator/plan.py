@@ -206,7 +206,7 @@ def assemble(ops: Ops, plan: Plan, inputs: Any, scale: Any, theta: Any) -> Any:
 
 
 def assemble_backward(
-    ops: Ops, plan: Plan, grad: Any, inputs: Any, scale: Any, theta: Any
+    ops: Ops, plan: Plan, grad: Any, inputs: Any, scale: Any, theta: Any, shared: Any = None
 ) -> tuple[Any, Any, Any]:
     """Gradients of inputs, input_scale and theta from the gradient of the angles.
 
@@ -214,6 +214,8 @@ def assemble_backward(
     plan's one-hot matrices.
 
     :param grad: gradient of the loss with respect to the angles, (rows, n, batch)
+    :param shared: the gradient of the weight rows already summed over the batch, (rows, n),
+        for weights the batch shares (then ``grad`` holds only the per-sample rows)
     :return: gradients shaped like inputs, scale (None if scale is None) and theta
     """
     batch, n, features = inputs.shape
@@ -234,6 +236,7 @@ def assemble_backward(
         grid = tab.weight_onehot @ ops.permute(g, 2, 0, 1)  # (batch, layers * rotations, n)
         d_theta = ops.permute(grid.reshape(batch, layers, rotations, n), 0, 1, 3, 2)
     else:
-        grid = tab.weight_onehot @ g.sum(-1)
+        summed = g.sum(-1) if shared is None else shared[tab.weight_rows]
+        grid = tab.weight_onehot @ summed
         d_theta = ops.permute(grid.reshape(layers, rotations, n), 0, 2, 1)
     return d_inputs, d_scale, d_theta

@@ -232,7 +232,7 @@ def _expectations(t: Pair) -> tuple[Any, Any, Any]:
     return 2 * t[2].real, -2 * t[1].imag, (t[0] - t[3]).real
 
 
-def _pauli_operators(g: Any) -> Pair:
+def pauli_operators(g: Any) -> Pair:
     """gX X + gY Y + gZ Z for weights g (..., 3), as entries of complex 2x2 matrices."""
     gx, gy, gz = g[..., 0], g[..., 1], g[..., 2]
     return gz + 0j, gx - 1j * gy, gx + 1j * gy, -gz + 0j
@@ -315,7 +315,7 @@ class StateVectorCircuit(torch.autograd.Function):
         a, b = halves(n)
         g = ops.zeros((batch, n, 3), x)
         g[:, :, ops.index(plan.observables, device_of(x))] = ops.wrap(grad).reshape(batch, n, -1)
-        weights = _pauli_operators(g)  # d loss / d rho_q, per wire
+        weights = pauli_operators(g)  # d loss / d rho_q, per wire
         state, mm = ctx.state, ops.matmul
         lam = mm(embed(ops, tuple(w[:, :a] for w in weights), a), state)
         if b:
