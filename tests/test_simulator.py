@@ -9,7 +9,7 @@ import torch
 
 from qrl.circuits import make_circuit
 from qrl.executors import make_executor
-from qrl.simulator import FRAME_FROM_BATCH, TorchSimulator, run_frame, run_product, run_statevector
+from qrl.simulator import TorchSimulator, run_frame, run_product, run_statevector
 from qrl.simulator.frame import BASES, Monomial, Phase, Shared, groups, make_schedule
 from qrl.simulator.statevector import entangler_table
 
@@ -46,14 +46,20 @@ def _outputs_and_grads(executor, circuit, weights, inputs):
     return out, grads
 
 
-@pytest.mark.parametrize("batch", [6, 20], ids=["small", "frame"])
+# Entangling circuits with shared weights on the frame path (the default) and, again, on
+# the general per-sample path.
+PATH_CASES = [(*case, True) for case in CASES] + [
+    (*case, False) for case in CASES if case[0] == "entangled"
+]
+
+
 @pytest.mark.parametrize("force_torch", [False, True], ids=["numpy", "torch"])
-@pytest.mark.parametrize(("name", "n_qubits", "options"), CASES)
-def test_matches_default_qubit_with_input_gradients(name, n_qubits, options, force_torch, batch):
-    """Every path against default.qubit: entangling circuits take the per-sample path for
-    small batches and the frame path from FRAME_FROM_BATCH samples on."""
-    circuit, weights, inputs = _case(name, n_qubits, options, batch=batch)
-    out, grads = _outputs_and_grads(TorchSimulator(force_torch), circuit, weights, inputs)
+@pytest.mark.parametrize(("name", "n_qubits", "options", "frame"), PATH_CASES)
+def test_matches_default_qubit_with_input_gradients(name, n_qubits, options, force_torch, frame):
+    """Every path against default.qubit."""
+    circuit, weights, inputs = _case(name, n_qubits, options)
+    simulator = TorchSimulator(force_torch, frame=frame)
+    out, grads = _outputs_and_grads(simulator, circuit, weights, inputs)
     ref, ref_grads = _outputs_and_grads(make_executor("default.qubit"), circuit, weights, inputs)
     torch.testing.assert_close(out, ref, atol=1e-9, rtol=0)
     for g, r in zip(grads, ref_grads, strict=True):
@@ -107,20 +113,19 @@ def test_product_and_state_vector_paths_agree():
 
 
 @pytest.mark.parametrize(
-    ("name", "node", "per_sample", "batch"),
+    ("name", "node", "per_sample"),
     [
-        ("unentangled", "ProductCircuit", False, 6),
-        ("entangled", "FrameCircuit", False, FRAME_FROM_BATCH),
-        ("entangled", "StateVectorCircuit", False, FRAME_FROM_BATCH - 1),
-        ("entangled", "StateVectorCircuit", True, FRAME_FROM_BATCH),
+        ("unentangled", "ProductCircuit", False),
+        ("entangled", "FrameCircuit", False),
+        ("entangled", "StateVectorCircuit", True),
     ],
 )
-def test_inference_records_nothing(name, node, per_sample, batch):
+def test_inference_records_nothing(name, node, per_sample):
     """Under no_grad no autograd node is created; with grad, one node per circuit call, on
-    the path the batch size and the weights choose."""
-    circuit, weights, inputs = _case(name, 4, {}, batch=batch)
+    the path the weights choose."""
+    circuit, weights, inputs = _case(name, 4, {})
     if per_sample:
-        theta = torch.randn(batch, *circuit.weight_shapes["theta"]).double()
+        theta = torch.randn(6, *circuit.weight_shapes["theta"]).double()
         weights["theta"] = theta.requires_grad_()
     with torch.no_grad():
         out = TorchSimulator()(circuit, inputs, weights)
@@ -138,9 +143,8 @@ def test_cnot_ring_table_is_a_permutation_and_matches_gates():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_matches_cpu():
-    cases = [("unentangled", 6), ("entangled", 6), ("entangled", FRAME_FROM_BATCH)]
-    for name, batch in cases:
-        circuit, weights, inputs = _case(name, 5, {}, batch=batch, dtype=torch.float32)
+    for name in ("unentangled", "entangled"):
+        circuit, weights, inputs = _case(name, 5, {}, dtype=torch.float32)
         cpu, cpu_grads = _outputs_and_grads(TorchSimulator(), circuit, weights, inputs)
         cuda_w = {k: v.detach().cuda().requires_grad_() for k, v in weights.items()}
         cuda_x = inputs.detach().cuda().requires_grad_()
@@ -151,11 +155,10 @@ def test_cuda_matches_cpu():
             torch.testing.assert_close(g.cpu(), c, atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("batch", [6, 20], ids=["small", "frame"])
 @pytest.mark.parametrize("force_torch", [False, True], ids=["numpy", "torch"])
 @pytest.mark.parametrize(("name", "n_qubits", "options"), CASES)
-def test_inference_path_matches_training_path(name, n_qubits, options, force_torch, batch):
-    circuit, weights, inputs = _case(name, n_qubits, options, batch=batch)
+def test_inference_path_matches_training_path(name, n_qubits, options, force_torch):
+    circuit, weights, inputs = _case(name, n_qubits, options)
     simulator = TorchSimulator(force_torch)
     with torch.no_grad():
         fast = simulator(circuit, inputs, weights)

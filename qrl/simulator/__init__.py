@@ -30,10 +30,6 @@ from qrl.simulator.plan import make_plan
 from qrl.simulator.product import run_product
 from qrl.simulator.statevector import run_statevector
 
-# Below this batch size (rollouts of a few environments) the per-sample path's fewer array
-# calls beat the frame path's matrix products (docs/performance.md, "torch-sv" columns).
-FRAME_FROM_BATCH = 16
-
 
 class TorchSimulator:
     """The default executor: exact simulation on the device of its inputs.
@@ -41,8 +37,8 @@ class TorchSimulator:
     :param force_torch: run the kernels on PyTorch tensors even on the CPU (the code path
         of CUDA tensors), for testing
     :param frame: run entangling circuits whose weights the batch shares on the frame path
-        (:mod:`~qrl.simulator.frame`) from :data:`FRAME_FROM_BATCH` samples on; False takes
-        the general per-sample path always, for comparison
+        (:mod:`~qrl.simulator.frame`); False takes the general per-sample path, for
+        comparison
     """
 
     name = "torch"
@@ -65,10 +61,10 @@ class TorchSimulator:
         scale = weights.get("input_scale")
         theta = weights["theta"]
         if make_plan(circuit).entangling:
-            if theta.ndim == 3 and self.frame and inputs.shape[0] >= FRAME_FROM_BATCH:
+            if theta.ndim == 3 and self.frame:
                 return run_frame(circuit, inputs, scale, theta, self.force_torch)
             return run_statevector(circuit, inputs, scale, theta, self.force_torch)
         return run_product(circuit, inputs, scale, theta, self.force_torch)
 
 
-__all__ = ["FRAME_FROM_BATCH", "TorchSimulator", "run_frame", "run_product", "run_statevector"]
+__all__ = ["TorchSimulator", "run_frame", "run_product", "run_statevector"]

@@ -19,15 +19,21 @@ changes frame only when it must. Then
   <X~_q> + i <Y~_q> a sum of products of the amplitude pairs that differ in bit q, and the
   frame's 3x3 Bloch rotation turns them into the measured Paulis.
 
-The state is held as (2^n, batch), the batch innermost. The backward pass is written out,
-one autograd node per call. With lambda the gradient of the loss with respect to the
-conjugate amplitudes after a step and psi the amplitudes after it:
+Until the first entangler the state is a product: it is kept as one 2-vector per wire and
+sample, and the entangler's input is their Kronecker product (no matrix products for the
+first layer). After it the state is held as (2^n, batch), the batch innermost.
+
+The backward pass is written out, one autograd node per call. With lambda the gradient of
+the loss with respect to the conjugate amplitudes after a step and psi the amplitudes after
+it:
 
 - an encoding angle phi_q gets Im sum_j z_q(j) conj(lambda_j) psi_j;
 - a shared unitary U_q = A G(theta) C of wire q, for a rotation G about sigma, gets
   Im Tr(sigma A^H tau_q A), where tau_q, the partial trace onto q of sum_batch psi lambda^H,
   comes from one batch-folded product per group;
-- lambda goes back through every step by its adjoint.
+- lambda goes back through every step by its adjoint; at the product state it becomes one
+  gradient per wire (lambda contracted with the other wires' vectors), and the first
+  layer's steps are undone wire by wire.
 
 Circuits with one set of weights per sample (the fast weight programmer) take the general
 path of :mod:`~qrl.simulator.statevector`.
@@ -94,8 +100,10 @@ Step = Shared | Phase | Monomial
 class Schedule:
     """A circuit as steps on its state in moving frames.
 
-    :param start: the initial state psi~ (2^n, 1), a constant product state
+    :param wire_start: (2, 1), every wire's initial state in the first frame
     :param steps: the steps, in order
+    :param prefix: the number of leading steps before the first entangler: until then the
+        state stays a product, kept as one vector per wire and sample
     :param n: the number of wires
     :param readout: (observables, 3), the rows of the final frame's Bloch rotation:
         <sigma_o> = sum_c readout[o, c] <sigma~_c>
@@ -104,8 +112,9 @@ class Schedule:
     :param gate_sin: ... plus these times sin(angle / 2)
     """
 
-    start: np.ndarray
+    wire_start: np.ndarray
     steps: tuple[Step, ...]
+    prefix: int
     n: int
     readout: np.ndarray
     shared_rows: tuple[int, ...]
@@ -132,7 +141,7 @@ def _make_schedule(circuit: Circuit) -> Schedule:
     steps: list[Step] = []
     frame: np.ndarray = _I
     pending: list[tuple[int, int]] = []  # shared (row, axis) not yet applied
-    start: np.ndarray | None = None
+    start: np.ndarray | None = None  # one wire's initial state, once a step has been taken
     zero = np.array([1, 0], dtype=complex)
 
     def leave(target: np.ndarray) -> None:
@@ -142,9 +151,9 @@ def _make_schedule(circuit: Circuit) -> Schedule:
         if not pending and _up_to_phase(left @ frame, _I):
             return
         if start is None and not pending:  # still |0...0>: a constant product state
-            start = _power(left @ frame @ zero, n)
+            start = left @ frame @ zero
         else:
-            start = _power(zero, n) if start is None else start
+            start = zero if start is None else start
             first = sum(len(st.rows) for st in steps if isinstance(st, Shared))
             rows, axes = tuple(r for r, _ in pending), tuple(a for _, a in pending)
             positions = tuple(range(first, first + len(rows)))
@@ -162,14 +171,14 @@ def _make_schedule(circuit: Circuit) -> Schedule:
                 assert monomial is not None
             else:
                 leave(frame)
-            start = _power(zero, n) if start is None else start
+            start = zero if start is None else start
             steps.append(_as_step(*monomial))
             continue
         axis = plan.axes[row]
         if row in per_sample and axis < 3:
             leave(BASES[axis])
             frame = BASES[axis]
-            start = _power(zero, n) if start is None else start
+            start = zero if start is None else start
             if steps and isinstance(steps[-1], Phase):
                 steps[-1] = Phase((*steps[-1].rows, row))
             else:
@@ -178,23 +187,18 @@ def _make_schedule(circuit: Circuit) -> Schedule:
             pending.append((row, axis))
         row += 1
     leave(frame)
-    start = _power(zero, n) if start is None else start
+    start = zero if start is None else start
+    prefix = next((i for i, st in enumerate(steps) if isinstance(st, Monomial)), len(steps))
     rows, gate_cos, gate_sin = _gate_tables(steps)
     rotation = _rotation(frame, plan.observables)
-    return Schedule(start[:, None].copy(), tuple(steps), n, rotation, rows, gate_cos, gate_sin)
+    return Schedule(
+        start[:, None].copy(), tuple(steps), prefix, n, rotation, rows, gate_cos, gate_sin
+    )
 
 
 def _up_to_phase(m: np.ndarray, target: np.ndarray) -> bool:
     """Whether two 2x2 unitaries agree up to a global phase."""
     return bool(abs(abs(np.trace(target.conj().T @ m)) - 2) < 1e-9)
-
-
-def _power(m: np.ndarray, k: int) -> np.ndarray:
-    """The k-fold Kronecker power of a vector or matrix."""
-    out = np.ones((1,) * m.ndim, dtype=complex)
-    for _ in range(k):
-        out = np.kron(out, m)
-    return out
 
 
 def _monomial(
@@ -475,17 +479,16 @@ def frame_values(
     """Expectation values (batch, outputs) and, if recorded, what the backward pass needs."""
     angles = assemble(ops, plan, x, s, t)  # (rows, n, batch)
     batch, sizes = x.shape[0], groups(n)
-    state = _const(ops, schedule.start, angles, True)
     matrices = _gate_matrices(ops, schedule, angles)
-    tape: list[tuple[Any, ...]] = []
-    for step in schedule.steps:
-        if state.shape[-1] != batch:  # the constant start meets a shared step
+    wires, tape = _product_prefix(ops, schedule, angles, matrices, record)
+    halves_ = _half_products(wires, n)
+    state = halves_[0] if halves_[1] is None else halves_[0][:, None, :] * halves_[1][None]
+    state = state.reshape(2**n, -1)
+    for step in schedule.steps[schedule.prefix :]:
+        if state.shape[-1] != batch:  # a constant state meets a shared step
             state = ops.contiguous(state + ops.zeros((1, batch), angles, complex_=True))
         if isinstance(step, Phase):
-            phi = angles[step.rows[0]]
-            for r in step.rows[1:]:
-                phi = phi + angles[r]
-            first, second = _phases(ops, phi, n)
+            first, second = _phases(ops, _step_angles(angles, step), n)
             state = _times_phases(state, first, second)
             tape.append((first, second, state) if record else ())
         elif isinstance(step, Shared):
@@ -498,19 +501,61 @@ def frame_values(
             tape.append(())
     if state.shape[-1] != batch:
         state = ops.contiguous(state + ops.zeros((1, batch), angles, complex_=True))
-    return _readout(ops, schedule, state), (angles, tape, state)
+    return _readout(ops, schedule, state), (angles, tape, state, wires, halves_)
+
+
+def _step_angles(angles: Any, step: Phase) -> Any:
+    """The angles (n, batch) of a phase step: the sum of its rows'."""
+    phi = angles[step.rows[0]]
+    for r in step.rows[1:]:
+        phi = phi + angles[r]
+    return phi
+
+
+def _product_prefix(
+    ops: Ops, schedule: Schedule, angles: Any, matrices: Any, record: bool
+) -> tuple[Any, list[tuple[Any, ...]]]:
+    """Every wire's vector (n, 2, batch or 1) after the steps before the first entangler,
+    and what their backward pass needs."""
+    n = angles.shape[1]
+    wires = ops.zeros((n, 2, 1), angles, complex_=True)
+    wires = wires + _const(ops, schedule.wire_start, angles, True)
+    tape: list[tuple[Any, ...]] = []
+    for step in schedule.steps[: schedule.prefix]:
+        if isinstance(step, Phase):
+            d = _unit_phase(ops, _step_angles(angles, step))  # exp(-i phi / 2), (n, batch)
+            wires = wires * ops.xp.stack([d, d.conj()], 1)
+            tape.append((d, wires) if record else ())
+        elif isinstance(step, Shared):
+            u, gates = _unitaries(ops, step, matrices, angles)
+            wires = u @ wires
+            tape.append((gates, u, wires) if record else ())
+    return wires, tape
+
+
+def _half_products(wires: Any, n: int) -> tuple[Any, Any | None]:
+    """The product states (2^a, batch) and (2^b, batch) of the two halves' wires."""
+    a, b = halves(n)
+
+    def product(vectors: Any) -> Any:
+        out = vectors[0]
+        for v in vectors[1:]:
+            out = (out[:, None, :] * v[None, :, :]).reshape(-1, v.shape[-1])
+        return out
+
+    return product(wires[:a]), product(wires[a:]) if b else None
 
 
 def frame_backward(ops: Ops, schedule: Schedule, n: int, saved: Any, grad: Any) -> tuple[Any, Any]:
     """Gradients of the angles: of per-sample rows (rows, n, batch), and of shared rows
     summed over the batch (rows, n)."""
-    angles, tape, state = saved
+    angles, tape, state, wires, halves_ = saved
     rows, _, batch = angles.shape
     sizes = groups(n)
     lam = _readout_backward(ops, schedule, state, grad)
     d_angles = ops.zeros((rows, n, batch), angles)
     d_shared = ops.zeros((rows, n), angles)
-    for i in range(len(schedule.steps) - 1, -1, -1):
+    for i in range(len(schedule.steps) - 1, schedule.prefix - 1, -1):
         step, record = schedule.steps[i], tape[i]
         if isinstance(step, Phase):
             first, second, out = record
@@ -518,16 +563,78 @@ def frame_backward(ops: Ops, schedule: Schedule, n: int, saved: Any, grad: Any) 
             d_phi = _const(ops, _signs(n), weight) @ weight
             for r in step.rows:
                 d_angles[r] = d_phi
-            if i:
-                lam = _times_phases(lam, first.conj(), None if second is None else second.conj())
+            lam = _times_phases(lam, first.conj(), None if second is None else second.conj())
         elif isinstance(step, Shared):
             gates, operators, out = record
             _shared_gradients(ops, step, gates, _taus(ops, out, lam, sizes), d_shared, angles)
-            if i:
-                lam = _apply(ops, [_dagger(o) for o in operators], lam, sizes)
-        elif i:
+            lam = _apply(ops, [_dagger(o) for o in operators], lam, sizes)
+        else:
             lam = _gather(ops, lam, step, inverse=True)
+    if schedule.prefix:
+        g = _wire_gradients(ops, lam, wires, halves_, n)
+        _prefix_backward(ops, schedule, tape[: schedule.prefix], g, d_angles, d_shared, angles)
     return d_angles, d_shared
+
+
+def _wire_gradients(ops: Ops, lam: Any, wires: Any, halves_: Any, n: int) -> Any:
+    """For a product state, the gradient with respect to each wire's conjugate vector:
+    g_q = sum over the other wires of lambda times their conjugate vectors, (n, 2, batch)."""
+    batch = lam.shape[-1]
+    wires = wires + ops.zeros((1, 1, batch), wires)
+    first, second = halves_
+    if second is None:
+        return _contract_wires(ops, lam, wires)
+    a, b = halves(n)
+    lam3 = lam.reshape(2**a, 2**b, batch)
+    left = (lam3 * second.conj()[None]).sum(1)  # (2^a, batch): the second half contracted
+    right = (lam3 * first.conj()[:, None]).sum(0)
+    parts = [_contract_wires(ops, left, wires[:a]), _contract_wires(ops, right, wires[a:])]
+    return ops.xp.concatenate(parts)
+
+
+def _contract_wires(ops: Ops, u: Any, vectors: Any) -> Any:
+    """g_q[c] = sum over the other wires' indices of u times their conjugate vectors, for
+    u (2^k, batch) and the k wires' vectors (k, 2, batch)."""
+    k, _, batch = vectors.shape
+    conj = vectors.conj()
+    one = ops.zeros((1, batch), u) + 1
+    suffixes = [one]  # the products of the wires after q, from the last wire back
+    for q in range(k - 1, 0, -1):
+        suffixes.append((conj[q][:, None, :] * suffixes[-1][None]).reshape(-1, batch))
+    prefix, out = one, []
+    for q in range(k):
+        part = (u.reshape(2**q, 2, -1, batch) * prefix[:, None, None, :]).sum(0)
+        out.append((part * suffixes[k - 1 - q][None]).sum(1))
+        prefix = (prefix[:, None, :] * conj[q][None]).reshape(-1, batch)
+    return ops.xp.stack(out)
+
+
+def _prefix_backward(
+    ops: Ops,
+    schedule: Schedule,
+    tape: list[tuple[Any, ...]],
+    g: Any,
+    d_angles: Any,
+    d_shared: Any,
+    like: Any,
+) -> None:
+    """The gradients of the steps before the first entangler, wire by wire, from the
+    gradient g (n, 2, batch) of the wires' conjugate vectors after them."""
+    for i in range(schedule.prefix - 1, -1, -1):
+        step = schedule.steps[i]
+        if isinstance(step, Phase):
+            d, out = tape[i]
+            weight = g.conj() * out  # Im sum_c z_c conj(g_c) v_c, z = (1, -1)
+            d_phi = (weight[:, 0] - weight[:, 1]).imag
+            for r in step.rows:
+                d_angles[r] = d_phi
+            g = g * ops.xp.stack([d.conj(), d], 1)
+        elif isinstance(step, Shared):
+            gates, u, out = tape[i]
+            out = out + ops.zeros((1, 1, g.shape[-1]), out)
+            tau = out @ g.conj().swapaxes(-1, -2)  # (n, 2, 2), summed over the batch
+            _shared_gradients(ops, step, gates, tau, d_shared, like)
+            g = _dagger(u) @ g
 
 
 def _shared_gradients(
