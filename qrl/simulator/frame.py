@@ -646,7 +646,7 @@ def _shared_gradients(
         prefixes.append(prefixes[-1] @ g)
     a = ops.xp.stack(prefixes[::-1])  # (rows, n, 2, 2), in the order of the rows
     m = _dagger(a) @ tau @ a
-    paulis = _const(ops, _PAULI_T[list(step.axes)], like, True)  # (rows, 1, 4, 1)
+    paulis = _const(ops, _pauli_table(step.axes), like, True)  # (rows, 1, 4, 1)
     value = (m.reshape(*m.shape[:2], 1, 4) @ paulis)[..., 0, 0].imag
     out[ops.index(step.rows, device_of(like))] = value
 
@@ -655,6 +655,12 @@ def _shared_gradients(
 _PAULI_T = np.array([[0, 1, 1, 0], [0, 1j, -1j, 0], [1, 0, 0, -1], [0, 0, 0, 0]], dtype=complex)[
     :, None, :, None
 ]
+
+
+@functools.lru_cache(maxsize=64)
+def _pauli_table(axes: tuple[int, ...]) -> np.ndarray:
+    """_PAULI_T of a step's rows: one array per axes, so that its conversion is cached."""
+    return _PAULI_T[list(axes)]
 
 
 class FrameCircuit(torch.autograd.Function):
