@@ -13,13 +13,14 @@ A run folder holds::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import re
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
@@ -326,6 +328,32 @@ def _update_config_file(run: Run) -> None:
     (run.path / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
 
 
+THREADS_VARIABLE = "QRL_TORCH_THREADS"
+
+
+@contextlib.contextmanager
+def training_threads() -> Iterator[None]:
+    """PyTorch's CPU threads while training: one unless ``QRL_TORCH_THREADS`` says otherwise.
+
+    Policy networks and circuits are small: a second intra-op thread gains nothing, and on a
+    2-core machine PyTorch's BLAS threads competing with NumPy's slowed the entangled agent's
+    training threefold (docs/performance.md). The previous setting is restored afterwards.
+    """
+    before = torch.get_num_threads()
+    value = os.environ.get(THREADS_VARIABLE, "1")
+    try:
+        threads = int(value)
+    except ValueError:
+        raise QrlError(
+            f"{THREADS_VARIABLE} must be a whole number of threads, got {value!r}"
+        ) from None
+    torch.set_num_threads(max(threads, 1))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _learn(run: Run, model: BaseAlgorithm, progress: bool, checkpoints: int) -> Run:
     """Train up to the configured budget; save on completion or interruption."""
     config = run.config
@@ -361,7 +389,8 @@ def _learn(run: Run, model: BaseAlgorithm, progress: bool, checkpoints: int) -> 
     start = time.perf_counter()
     interrupted = False
     try:
-        model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False)
+        with training_threads():
+            model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False)
     except KeyboardInterrupt:
         interrupted = True
     finally:

@@ -20,7 +20,7 @@ import qrl
 from qrl.callbacks import ProgressBar
 from qrl.cli import main
 from qrl.errors import QrlError
-from qrl.experiment import evaluate, open_run, resume, train
+from qrl.experiment import THREADS_VARIABLE, evaluate, open_run, resume, train, training_threads
 
 ENV = os.environ | {"OMP_NUM_THREADS": "1"}
 
@@ -352,3 +352,23 @@ def test_public_api_resolves_lazily():
         assert getattr(qrl, name) is not None
     code = "import sys, qrl, qrl.cli; assert 'torch' not in sys.modules, 'qrl --help imports torch'"
     subprocess.run([sys.executable, "-c", code], check=True, env=ENV)
+
+
+def test_training_threads_default_override_and_restore(monkeypatch):
+    """Training runs PyTorch on one thread unless QRL_TORCH_THREADS says otherwise; the
+    previous setting comes back afterwards, and a bad value is one clear error."""
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv(THREADS_VARIABLE, raising=False)
+    with training_threads():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    monkeypatch.setenv(THREADS_VARIABLE, "2")
+    with training_threads():
+        assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == before
+    monkeypatch.setenv(THREADS_VARIABLE, "many")
+    with pytest.raises(QrlError, match="must be a whole number"), training_threads():
+        pass
+    assert torch.get_num_threads() == before

@@ -397,7 +397,7 @@ def _taus(ops: Ops, psi: Any, lam: Any, sizes: tuple[int, ...]) -> Any:
 def _phases(ops: Ops, phi: Any, n: int) -> tuple[Any, Any | None]:
     """exp(-i/2 sum_q phi_q z_q) over each half of the wires: (2^a, batch), (2^b, batch)."""
     a, b = halves(n)
-    both = _unit_phase(ops, _const(ops, _half_signs(n), phi) @ phi)
+    both = _unit_phase(ops, ops.matmul(_const(ops, _half_signs(n), phi), phi))
     return (both, None) if not b else (both[: 2**a], both[2**a :])
 
 
@@ -443,7 +443,7 @@ def _readout(ops: Ops, schedule: Schedule, state: Any) -> Any:
     n, batch = schedule.n, state.shape[-1]
     conj = state.conj()
     prob = ops.contiguous((conj * state).real)
-    z = _const(ops, _signs(n), prob) @ prob
+    z = ops.matmul(_const(ops, _signs(n), prob), prob)
     w = ops.zeros((n, batch), state)
     for q in range(n):
         pairs = conj.reshape(2**q, 2, -1)[:, 0] * state.reshape(2**q, 2, -1)[:, 1]
@@ -560,7 +560,7 @@ def frame_backward(ops: Ops, schedule: Schedule, n: int, saved: Any, grad: Any) 
         if isinstance(step, Phase):
             first, second, out = record
             weight = ops.contiguous((lam.conj() * out).imag)
-            d_phi = _const(ops, _signs(n), weight) @ weight
+            d_phi = ops.matmul(_const(ops, _signs(n), weight), weight)
             for r in step.rows:
                 d_angles[r] = d_phi
             lam = _times_phases(lam, first.conj(), None if second is None else second.conj())
