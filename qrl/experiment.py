@@ -331,23 +331,27 @@ def _update_config_file(run: Run) -> None:
 THREADS_VARIABLE = "QRL_TORCH_THREADS"
 
 
-@contextlib.contextmanager
-def training_threads() -> Iterator[None]:
-    """PyTorch's CPU threads while training: one unless ``QRL_TORCH_THREADS`` says otherwise.
+def training_thread_count() -> int:
+    """PyTorch's CPU threads for training: ``QRL_TORCH_THREADS``, or one.
 
     Policy networks and circuits are small: a second intra-op thread gains nothing, and on a
     2-core machine PyTorch's BLAS threads competing with NumPy's slowed the entangled agent's
-    training threefold (docs/performance.md). The previous setting is restored afterwards.
+    training threefold (docs/performance.md#threads).
     """
-    before = torch.get_num_threads()
     value = os.environ.get(THREADS_VARIABLE, "1")
     try:
-        threads = int(value)
+        return max(int(value), 1)
     except ValueError:
         raise QrlError(
             f"{THREADS_VARIABLE} must be a whole number of threads, got {value!r}"
         ) from None
-    torch.set_num_threads(max(threads, 1))
+
+
+@contextlib.contextmanager
+def training_threads(count: int) -> Iterator[None]:
+    """Run PyTorch on ``count`` CPU threads inside the block; restore the setting after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
     try:
         yield
     finally:
@@ -356,6 +360,7 @@ def training_threads() -> Iterator[None]:
 
 def _learn(run: Run, model: BaseAlgorithm, progress: bool, checkpoints: int) -> Run:
     """Train up to the configured budget; save on completion or interruption."""
+    threads = training_thread_count()  # a bad setting stops before the run is touched
     config = run.config
     model.set_logger(configure(str(run.path / "tb"), ["tensorboard"]))
     every = max(config.timesteps // max(checkpoints, 1) // config.n_envs, 1)
@@ -389,7 +394,7 @@ def _learn(run: Run, model: BaseAlgorithm, progress: bool, checkpoints: int) -> 
     start = time.perf_counter()
     interrupted = False
     try:
-        with training_threads():
+        with training_threads(threads):
             model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False)
     except KeyboardInterrupt:
         interrupted = True

@@ -20,7 +20,15 @@ import qrl
 from qrl.callbacks import ProgressBar
 from qrl.cli import main
 from qrl.errors import QrlError
-from qrl.experiment import THREADS_VARIABLE, evaluate, open_run, resume, train, training_threads
+from qrl.experiment import (
+    THREADS_VARIABLE,
+    evaluate,
+    open_run,
+    resume,
+    train,
+    training_thread_count,
+    training_threads,
+)
 
 ENV = os.environ | {"OMP_NUM_THREADS": "1"}
 
@@ -361,14 +369,14 @@ def test_training_threads_default_override_and_restore(monkeypatch):
 
     before = torch.get_num_threads()
     monkeypatch.delenv(THREADS_VARIABLE, raising=False)
-    with training_threads():
+    assert training_thread_count() == 1
+    with training_threads(training_thread_count()):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
     monkeypatch.setenv(THREADS_VARIABLE, "2")
-    with training_threads():
+    with training_threads(training_thread_count()):
         assert torch.get_num_threads() == 2
     assert torch.get_num_threads() == before
     monkeypatch.setenv(THREADS_VARIABLE, "many")
-    with pytest.raises(QrlError, match="must be a whole number"), training_threads():
-        pass
-    assert torch.get_num_threads() == before
+    with pytest.raises(QrlError, match="must be a whole number"):
+        training_thread_count()

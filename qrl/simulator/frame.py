@@ -305,15 +305,6 @@ def _const(ops: Ops, value: np.ndarray, like: Any, complex_: bool = False) -> An
     return array
 
 
-def _complex(ops: Ops, real: Any, imag: Any) -> Any:
-    """real + i imag in the matching complex dtype."""
-    if ops.xp is np:
-        out = np.empty(real.shape, dtype=np.result_type(real.dtype, np.complex64))
-        out.real, out.imag = real, imag
-        return out
-    return torch.complex(real, imag)
-
-
 def _unit_phase(ops: Ops, t: Any) -> Any:
     """exp(-i t / 2) of a real array."""
     if ops.xp is np:
