@@ -16,6 +16,10 @@ process per training run, interleaved):
   default.qubit``; environment steps per second from each run's run.json.
 - ``memory``: peak resident memory of one forward+backward pass of the simulator (12 qubits,
   batch 2048), each in a fresh process.
+- ``products``: for entangled circuits, the group matrix products of one forward+backward
+  pass of the frame path (the shared gates applied, lambda carried back, the weights'
+  partial traces) timed alone on states of the pass's shape, next to the whole pass and the
+  MLP, in interleaved rounds: the part of the time no reordering of the other work removes.
 
 Usage::
 
@@ -54,6 +58,8 @@ from torch import nn
 
 from qrl.extractors import QuantumExtractor
 from qrl.simulator import TorchSimulator
+from qrl.simulator.backend import NumpyOps
+from qrl.simulator.frame import Shared, apply_groups, groups, make_schedule, wire_traces
 
 EXECUTORS = ("mlp", "torch-f32", "torch-f64", "torch-sv", "default.qubit", "lightning.qubit")
 # torch-sv: float32, entangled circuits on the general per-sample state-vector path instead
@@ -248,7 +254,9 @@ def _train(agent: str, executor: str, n_envs: int, timesteps: int, seed: int) ->
             str(run_dir),
             "--no-progress",
             "--set",
-            "eval_episodes=0",
+            "eval_episodes=0",  # no final evaluation
+            "--set",
+            "eval_freq=0",  # and no learning-curve evaluations: wall time is training alone
             "--set",
             f"n_envs={n_envs}",
         ]
@@ -326,6 +334,112 @@ def memory_section(args: argparse.Namespace) -> list[dict[str, Any]]:
             out.append(row)
             print(f"[memory] {circuit} {dtype}: +{row['increase_mib']:.0f} MiB")
     return out
+
+
+@dataclass
+class ProductsResult:
+    """The matrix products of one entangled forward+backward pass, timed alone."""
+
+    qubits: int
+    layers: int
+    batch: int
+    shared_steps: int  # shared steps after the product prefix, each one product per group
+    products: int  # per forward+backward pass
+    products_ms: float
+    layer_ms: float
+    mlp_ms: float
+    products_to_mlp: list[float]  # median, min, max (paired by round)
+    layer_to_mlp: list[float]
+
+
+def _products_of_pass(layer: QuantumExtractor, batch: int) -> tuple[Callable[[], None], int]:
+    """The group products one forward+backward pass of the frame path computes, on random
+    float32 data of the same shapes: per shared step after the product prefix, the step
+    applied, lambda carried back through it and the weights' partial traces."""
+    schedule = make_schedule(layer.circuit)
+    steps = sum(isinstance(st, Shared) for st in schedule.steps[schedule.prefix :])
+    n, sizes = layer.circuit.n_qubits, groups(layer.circuit.n_qubits)
+    rng = np.random.default_rng(0)
+
+    def complex_array(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
+
+    operators = [complex_array(2**k, 2**k) for k in sizes]
+    daggers = [np.ascontiguousarray(o.conj().T) for o in operators]
+    state, lam = complex_array(2**n, batch), complex_array(2**n, batch)
+
+    def run() -> None:
+        for _ in range(steps):
+            apply_groups(NumpyOps, operators, state, sizes)
+            apply_groups(NumpyOps, daggers, lam, sizes)
+            wire_traces(NumpyOps, state, lam, sizes)
+
+    return run, steps
+
+
+def products_section(args: argparse.Namespace) -> list[ProductsResult]:
+    """Entangled circuits: products alone, the whole layer and the MLP, interleaved rounds."""
+    out = []
+    for qubits, layers, batch in itertools.product(args.qubits, args.layers, args.batches):
+        layer = make_layer("torch-f32", "entangled", qubits, layers)
+        assert isinstance(layer, QuantumExtractor)
+        x = torch.randn(batch, qubits)
+        products, steps = _products_of_pass(layer, batch)
+        fns = {
+            "products": products,
+            "layer": _call(layer, x, "fwd+bwd"),
+            "mlp": _call(make_layer("mlp", "entangled", qubits, layers), x, "fwd+bwd"),
+        }
+        calls = {}
+        for name, fn in fns.items():
+            fn()
+            calls[name] = max(1, math.ceil(args.target / max(_time(fn, 1), 1e-6)))
+        times: dict[str, list[float]] = {name: [] for name in fns}
+        for _ in range(args.rounds):
+            for name, fn in fns.items():
+                times[name].append(_time(fn, calls[name]))
+        r = ProductsResult(
+            qubits,
+            layers,
+            batch,
+            steps,
+            3 * steps * len(groups(qubits)),
+            statistics.median(times["products"]) * 1e3,
+            statistics.median(times["layer"]) * 1e3,
+            statistics.median(times["mlp"]) * 1e3,
+            _paired(times["products"], times["mlp"]),
+            _paired(times["layer"], times["mlp"]),
+        )
+        print(
+            f"[products] entangled q={qubits} L={layers} b={batch}: {r.products} products "
+            f"{r.products_ms:.3g} ms ({r.products_to_mlp[0]:.1f}x MLP), layer "
+            f"{r.layer_ms:.3g} ms ({r.layer_to_mlp[0]:.1f}x), MLP {r.mlp_ms:.3g} ms"
+        )
+        out.append(r)
+    return out
+
+
+def _paired(times: list[float], reference: list[float]) -> list[float]:
+    """Median, min and max of the ratios of two executors' times, round by round."""
+    ratios = [t / m for t, m in zip(times, reference, strict=True)]
+    return [statistics.median(ratios), min(ratios), max(ratios)]
+
+
+def products_table(rows: list[ProductsResult]) -> list[str]:
+    """Markdown: the products alone and the whole pass, each over the MLP (paired)."""
+    lines = [
+        "| qubits | layers | batch | group products per pass | products ms | whole pass ms "
+        "| MLP ms | products / MLP | whole pass / MLP |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        p, w = r.products_to_mlp, r.layer_to_mlp
+        lines.append(
+            f"| {r.qubits} | {r.layers} | {r.batch} | {r.products} | {_ms(r.products_ms)} "
+            f"| {_ms(r.layer_ms)} | {_ms(r.mlp_ms)} | {p[0]:.1f} ({p[1]:.1f}-{p[2]:.1f}) "
+            f"| {w[0]:.1f} ({w[1]:.1f}-{w[2]:.1f}) |"
+        )
+    return lines
 
 
 def machine() -> dict[str, Any]:
@@ -440,6 +554,10 @@ def _wall(r: E2EResult) -> float:
     return r.wall_s * target / r.timesteps
 
 
+def _threads(count: int) -> str:
+    return f"{count} thread" + ("" if count == 1 else "s")
+
+
 def write_report(out: Path, data: dict[str, Any]) -> None:
     """benchmark.json and benchmark.md in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -452,7 +570,7 @@ def write_report(out: Path, data: dict[str, Any]) -> None:
         "Commands, per section: " + "; ".join(f"{k}: `{v}`" for k, v in commands.items()) + ".",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; Python {m['python']}, "
-        f"torch {m['torch']} ({m['torch_threads']} thread), NumPy {m['numpy']}, PennyLane "
+        f"torch {m['torch']} ({_threads(m['torch_threads'])}), NumPy {m['numpy']}, PennyLane "
         f"{m['pennylane']}, SB3 {m['stable_baselines3']}; {m['date']}.",
         "",
     ]
@@ -477,6 +595,9 @@ def write_report(out: Path, data: dict[str, Any]) -> None:
                 f"| {r['increase_mib']:,.0f} |"
             )
         lines.append("")
+    if data.get("products"):
+        lines += ["## Entangled circuits: the group products of one pass, timed alone", ""]
+        lines += [*products_table([ProductsResult(**r) for r in data["products"]]), ""]
     (out / "benchmark.md").write_text("\n".join(lines))
 
 
@@ -488,7 +609,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--sections",
         nargs="+",
         default=["layer", "e2e", "memory"],
-        choices=["layer", "e2e", "memory"],
+        choices=["layer", "e2e", "memory", "products"],
     )
     p.add_argument("--quick", action="store_true", help="a small grid, for a smoke test")
     p.add_argument("--circuits", nargs="+", default=["unentangled", "entangled"])
@@ -497,6 +618,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batches", nargs="+", type=int, default=[1, 64, 256, 2048])
     p.add_argument("--executors", nargs="+", default=list(EXECUTORS), choices=EXECUTORS)
     p.add_argument("--rounds", type=int, default=7, help="interleaved rounds per configuration")
+    p.add_argument(
+        "--threads", type=int, default=1, help="PyTorch threads of the layer and products timings"
+    )
     p.add_argument("--target", type=float, default=0.05, help="seconds per timing sample")
     p.add_argument(
         "--budget", type=float, default=3.0, help="seconds above which a call is timed once"
@@ -521,7 +645,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the chosen sections and write the report."""
     args = parse_args(argv)
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     if args.report_only:
         source = args.out / "benchmark.json"
         if not source.is_file():
@@ -537,7 +661,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     commands = data.setdefault(
         "commands", {s: old for s in ("layer", "e2e", "memory") if s in data}
     )
-    runners = {"layer": layer_section, "e2e": e2e_section, "memory": memory_section}
+    runners: dict[str, Callable[[argparse.Namespace], Sequence[Any]]] = {
+        "layer": layer_section,
+        "e2e": e2e_section,
+        "memory": memory_section,
+        "products": products_section,
+    }
     for section in args.sections:
         rows = runners[section](args)
         data[section] = [asdict(r) if hasattr(r, "__dataclass_fields__") else r for r in rows]

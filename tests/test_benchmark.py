@@ -48,6 +48,22 @@ def test_layer_grid_and_report(benchmark, tmp_path):
     assert json.loads((tmp_path / "benchmark.json").read_text())["layer"][0]["rounds"] == 3
 
 
+def test_products_section_times_the_passes_products(benchmark, tmp_path):
+    args = benchmark.parse_args(
+        ["--out", str(tmp_path), "--qubits", "6", "--layers", "3", "--batches", "4"]
+    )
+    args.rounds, args.target = 3, 0.002
+    (row,) = benchmark.products_section(args)
+    # 3 layers: the first layer's shared gates act on the product state, two steps remain;
+    # 6 qubits are two groups of three wires: 3 products per group and step
+    assert (row.shared_steps, row.products) == (2, 12)
+    assert min(row.products_ms, row.layer_ms, row.mlp_ms) > 0
+    assert 0 < row.products_to_mlp[1] <= row.products_to_mlp[0] <= row.products_to_mlp[2]
+    data = {"machine": benchmark.machine(), "products": [row.__dict__]}
+    benchmark.write_report(tmp_path, data)
+    assert "| 6 | 3 | 4 | 12 |" in (tmp_path / "benchmark.md").read_text()
+
+
 def test_slow_executor_is_timed_once_then_skipped(benchmark, tmp_path):
     args = benchmark.parse_args(["--out", str(tmp_path), "--qubits", "2", "--layers", "1"])
     args.circuits, args.batches, args.executors = ["unentangled"], [1, 4], ["torch-f32"]

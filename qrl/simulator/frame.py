@@ -363,7 +363,7 @@ def _group_operators(ops: Ops, u: Any, sizes: tuple[int, ...]) -> list[Any]:
     return out
 
 
-def _apply(ops: Ops, operators: list[Any], state: Any, sizes: tuple[int, ...]) -> Any:
+def apply_groups(ops: Ops, operators: list[Any], state: Any, sizes: tuple[int, ...]) -> Any:
     """(K_1 x ... x K_g) psi for a state (2^n, batch), K_i on group i."""
     shape = state.shape
     before = 1
@@ -374,7 +374,7 @@ def _apply(ops: Ops, operators: list[Any], state: Any, sizes: tuple[int, ...]) -
     return state.reshape(shape)
 
 
-def _taus(ops: Ops, psi: Any, lam: Any, sizes: tuple[int, ...]) -> Any:
+def wire_traces(ops: Ops, psi: Any, lam: Any, sizes: tuple[int, ...]) -> Any:
     """tau_q, the partial trace onto wire q of sum_batch psi lambda^H: (n, 2, 2)."""
     before, parts = 1, []
     for k in sizes:
@@ -485,7 +485,7 @@ def frame_values(
         elif isinstance(step, Shared):
             u, gates = _unitaries(ops, step, matrices, angles)
             operators = _group_operators(ops, u, sizes)
-            state = _apply(ops, operators, state, sizes)
+            state = apply_groups(ops, operators, state, sizes)
             tape.append((gates, operators, state) if record else ())
         else:
             state = _gather(ops, state, step, inverse=False)
@@ -557,8 +557,8 @@ def frame_backward(ops: Ops, schedule: Schedule, n: int, saved: Any, grad: Any) 
             lam = _times_phases(lam, first.conj(), None if second is None else second.conj())
         elif isinstance(step, Shared):
             gates, operators, out = record
-            _shared_gradients(ops, step, gates, _taus(ops, out, lam, sizes), d_shared, angles)
-            lam = _apply(ops, [_dagger(o) for o in operators], lam, sizes)
+            _shared_gradients(ops, step, gates, wire_traces(ops, out, lam, sizes), d_shared, angles)
+            lam = apply_groups(ops, [_dagger(o) for o in operators], lam, sizes)
         else:
             lam = _gather(ops, lam, step, inverse=True)
     if schedule.prefix:
