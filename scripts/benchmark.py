@@ -23,7 +23,7 @@ process per training run, interleaved):
 
 Usage::
 
-    python scripts/benchmark.py --out docs/benchmarks            # everything (~40 min)
+    python scripts/benchmark.py --out docs/benchmarks            # everything (~45 min)
     python scripts/benchmark.py --quick --out /tmp/bench          # a smoke run (~1 min)
 
 It writes ``benchmark.json`` and ``benchmark.md`` into ``--out``.
@@ -280,18 +280,22 @@ def _train(agent: str, executor: str, n_envs: int, timesteps: int, seed: int) ->
 
 
 def e2e_section(args: argparse.Namespace) -> list[E2EResult]:
-    """MLP and unentangled-on-torch interleaved per repeat; default.qubit for a short budget."""
+    """Per repeat, one after the other: the MLP, the unentangled agent on torch and, for a
+    short budget extrapolated to the full one, on default.qubit; every ratio is paired."""
     out: list[E2EResult] = []
+    runs = (
+        ("mlp", "torch", args.e2e_timesteps),
+        ("unentangled", "torch", args.e2e_timesteps),
+        ("unentangled", "default.qubit", args.e2e_pennylane_timesteps),
+    )
     for n_envs in args.envs:
         for repeat in range(args.e2e_repeats):
-            for agent in ("mlp", "unentangled"):
-                r = _train(agent, "torch", n_envs, args.e2e_timesteps, repeat)
+            for agent, executor, timesteps in runs:
+                r = _train(agent, executor, n_envs, timesteps, repeat)
+                if executor == "default.qubit":
+                    r.extrapolated_to = args.e2e_timesteps
                 out.append(r)
-                print(f"[e2e] {agent} torch envs={n_envs} #{repeat}: {r.steps_per_s} steps/s")
-        r = _train("unentangled", "default.qubit", n_envs, args.e2e_pennylane_timesteps, 0)
-        r.extrapolated_to = args.e2e_timesteps
-        out.append(r)
-        print(f"[e2e] unentangled default.qubit envs={n_envs}: {r.steps_per_s} steps/s")
+                print(f"[e2e] {agent} {executor} envs={n_envs} #{repeat}: {r.steps_per_s} steps/s")
     return out
 
 
@@ -509,8 +513,9 @@ def layer_table(rows: list[LayerResult], mode: str) -> list[str]:
 def e2e_table(rows: list[E2EResult]) -> list[str]:
     """Markdown: steps/s and wall time per agent and environment count, with ratios.
 
-    The unentangled agent's wall time over the MLP's is paired by repeat (the two ran one
-    after the other); default.qubit's extrapolated wall time is divided by the medians.
+    Ratios are paired by repeat (the runs of one repeat ran one after the other); where the
+    default.qubit run has no partner of the same repeat (reports with one such run), its
+    extrapolated wall time is divided by the medians instead.
     """
     lines = [
         "| envs | agent | executor | runs | steps | steps/s median (min-max) | training wall s "
@@ -520,7 +525,7 @@ def e2e_table(rows: list[E2EResult]) -> list[str]:
     for n_envs in sorted({r.n_envs for r in rows}, reverse=True):
         group = [r for r in rows if r.n_envs == n_envs]
         mlp = {r.repeat: _wall(r) for r in group if r.agent == "mlp"}
-        pennylane = [_wall(r) for r in group if r.executor == "default.qubit"]
+        pennylane = {r.repeat: _wall(r) for r in group if r.executor == "default.qubit"}
         for key in (("mlp", "torch"), ("unentangled", "torch"), ("unentangled", "default.qubit")):
             runs = [r for r in group if (r.agent, r.executor) == key]
             if not runs:
@@ -532,20 +537,32 @@ def e2e_table(rows: list[E2EResult]) -> list[str]:
             if runs[0].extrapolated_to:
                 steps += f" (scaled to {runs[0].extrapolated_to:,})"
                 label += " (extrapolated)"
-            ratios = [_wall(r) / mlp[r.repeat] for r in runs if r.repeat in mlp]
-            if key[1] == "default.qubit" and mlp:
-                ratio = f"{wall / statistics.median(mlp.values()):.2f} (medians)"
-            elif ratios:
-                ratio = f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
-            else:
-                ratio = "-"
-            speedup = f"{statistics.median(pennylane) / wall:.1f}x" if pennylane else "-"
+            ratio = _ratio_cell(mlp, runs, 2, "")
+            speedup = _ratio_cell(pennylane, runs, 1, "x", invert=True)
             lines.append(
                 f"| {n_envs} | {key[0]} | {key[1]} | {len(runs)} | {steps} | "
                 f"{statistics.median(rates):,.0f} ({min(rates):,.0f}-{max(rates):,.0f}) | "
                 f"{label} | {ratio} | {speedup} |"
             )
     return lines
+
+
+def _ratio_cell(
+    reference: dict[int, float], runs: list[E2EResult], digits: int, unit: str, invert: bool = False
+) -> str:
+    """Wall time over the reference's (or its inverse), paired by repeat: median (min-max);
+    the ratio of the medians where fewer than all runs have a partner of their repeat."""
+    if not reference:
+        return "-"
+    ratios = [_wall(r) / reference[r.repeat] for r in runs if r.repeat in reference]
+    if invert:
+        ratios = [1 / x for x in ratios]
+    if len(ratios) < len(runs) or len(ratios) < len(reference):
+        wall = statistics.median(_wall(r) for r in runs)
+        median = statistics.median(reference.values())
+        return f"{(median / wall if invert else wall / median):.{digits}f}{unit} (medians)"
+    low, mid, high = min(ratios), statistics.median(ratios), max(ratios)
+    return f"{mid:.{digits}f}{unit} ({low:.{digits}f}-{high:.{digits}f})"
 
 
 def _wall(r: E2EResult) -> float:

@@ -71,3 +71,26 @@ def test_slow_executor_is_timed_once_then_skipped(benchmark, tmp_path):
     rows = [r for r in benchmark.layer_section(args) if r.mode == "fwd"]
     assert rows[0].rounds == 1 and rows[0].note.startswith("one call only")
     assert rows[1].median_ms is None and rows[1].note.startswith("skipped")
+
+
+def test_end_to_end_ratios_are_paired_by_repeat(benchmark):
+    def run(agent, executor, repeat, wall, timesteps=100, extrapolated=None):
+        return benchmark.E2EResult(
+            agent, executor, 8, repeat, timesteps, wall, timesteps / wall, extrapolated
+        )
+
+    rows = [
+        run("mlp", "torch", 0, 10.0),
+        run("unentangled", "torch", 0, 12.0),
+        run("unentangled", "default.qubit", 0, 15.0, 10, 100),  # 150 s extrapolated
+        run("mlp", "torch", 1, 20.0),
+        run("unentangled", "torch", 1, 22.0),
+        run("unentangled", "default.qubit", 1, 20.0, 10, 100),  # 200 s
+    ]
+    table = "\n".join(benchmark.e2e_table(rows))
+    # unentangled over MLP: 1.2 and 1.1 per repeat; default.qubit over it: 12.5x and 9.1x
+    assert "| 8 | unentangled | torch | 2 |" in table
+    assert "1.15 (1.10-1.20) | 10.8x (9.1-12.5) |" in table
+    # with a single default.qubit run the speed-up falls back to the ratio of medians
+    table = "\n".join(benchmark.e2e_table(rows[:5]))
+    assert "| 8.8x (medians) |" in table
