@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import zipfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,13 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv
-from torch import nn
 
-from qrl.errors import QrlError, lookup
-from qrl.extractors import DenseExtractor, QuantumExtractor
+from qrl.encoders import ACTIVATIONS
+from qrl.errors import QrlError, choices_hint, lookup
+from qrl.extractors import DenseExtractor, QuantumExtractor, circuit_option_names
 from qrl.fast_weights import LSTM_OPTIONS, QFWPPolicy, cell_option_names
 from qrl.observations import n_raw_features
-from qrl.presets import RunConfig
+from qrl.presets import RunConfig, merge_config
 from qrl.recurrent import LSTMPolicy
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
@@ -54,14 +55,6 @@ EXTRACTORS: dict[str, type] = {
     "flatten": FlattenExtractor,
     "quantum": QuantumExtractor,
     "dense": DenseExtractor,
-}
-
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "tanh": nn.Tanh,
-    "relu": nn.ReLU,
-    "elu": nn.ELU,
-    "gelu": nn.GELU,
-    "leaky_relu": nn.LeakyReLU,
 }
 
 # Hyperparameters whose value may be a linear schedule written "lin_<initial value>".
@@ -91,6 +84,12 @@ def _parameters(func: Any) -> list[str]:
         for n, p in inspect.signature(func).parameters.items()
         if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and not n.startswith("_")
     ]
+
+
+def extractor_option_names(extractor_cls: type) -> list[str]:
+    """Keyword arguments of a features extractor class, its circuit options included."""
+    names = [n for n in _parameters(extractor_cls) if n != "observation_space"]
+    return names + (circuit_option_names() if extractor_cls is QuantumExtractor else [])
 
 
 def hyperparameter_names(algorithm: str) -> list[str]:
@@ -125,7 +124,7 @@ def policy_option_names(algorithm: str, policy: dict[str, Any] | None = None) ->
     if extractor_cls is not FlattenExtractor:
         if policy_cls is QFWPPolicy:
             raise QrlError("the qfwp cell runs its own circuit: drop policy.extractor")
-        names += [n for n in _parameters(extractor_cls) if n != "observation_space"]
+        names += extractor_option_names(extractor_cls)
     return names
 
 
@@ -138,7 +137,7 @@ def policy_kwargs(policy: dict[str, Any]) -> dict[str, Any]:
     extractor_cls = lookup(EXTRACTORS, extractor, "extractor")
     extractor_keys = set()
     if extractor_cls is not FlattenExtractor:
-        extractor_keys = set(inspect.signature(extractor_cls).parameters)
+        extractor_keys = set(extractor_option_names(extractor_cls))
     kwargs: dict[str, Any] = {}
     extractor_kwargs: dict[str, Any] = {}
     for key, value in options.items():
@@ -152,6 +151,53 @@ def policy_kwargs(policy: dict[str, Any]) -> dict[str, Any]:
         kwargs["features_extractor_class"] = extractor_cls
         kwargs["features_extractor_kwargs"] = extractor_kwargs
     return kwargs
+
+
+def validate(config: RunConfig) -> None:
+    """Check the algorithm, policy and hyperparameter names before any work starts."""
+    algorithm_class(config.algorithm)
+    valid_policy = policy_option_names(config.algorithm, config.policy)
+    for key in config.policy:
+        if key not in valid_policy:
+            raise QrlError(f"unknown policy option {key!r}; {choices_hint(key, valid_policy)}")
+    valid_hyper = hyperparameter_names(config.algorithm)
+    for key in config.hyperparameters:
+        if key not in valid_hyper:
+            raise QrlError(
+                f"unknown {config.algorithm} hyperparameter {key!r}; "
+                f"{choices_hint(key, valid_hyper)}"
+            )
+    if int(config.timesteps) < 1 or int(config.n_envs) < 1 or int(config.eval_episodes) < 0:
+        raise QrlError("timesteps and n_envs must be positive, eval_episodes not negative")
+    if int(config.eval_freq) < 0 or int(config.eval_freq_episodes) < 1:
+        raise QrlError(
+            "eval_freq must be 0 (no evaluation during training) or a number of steps, "
+            "and eval_freq_episodes at least 1"
+        )
+
+
+def resolve_config(
+    agent: str,
+    env: str,
+    seed: int = 0,
+    timesteps: int | None = None,
+    executor: str | None = None,
+    overrides: Sequence[str] | Mapping[str, Any] = (),
+) -> RunConfig:
+    """Merge env preset, agent preset and overrides (:func:`qrl.presets.merge_config`) and
+    check every name against the SB3 signatures: a validated :class:`RunConfig`.
+
+    :param agent: agent preset name or path
+    :param env: env preset name or path, or a Gymnasium id
+    :param seed: random seed
+    :param timesteps: training budget; the env preset's by default
+    :param executor: circuit executor for quantum policies ("torch", "default.qubit", ...)
+    :param overrides: ``key=value`` strings (or a mapping) such as ``policy.n_layers=3``
+    :return: the resolved configuration
+    """
+    config = merge_config(agent, env, seed, timesteps, executor, overrides)
+    validate(config)
+    return config
 
 
 def schedule(value: Any) -> Any:

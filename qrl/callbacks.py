@@ -3,25 +3,20 @@ learning curve (deterministic evaluations at fixed step intervals)."""
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from collections.abc import Callable, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
-from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import HParam
-from stable_baselines3.common.vec_env import VecEnv
 from tqdm import tqdm
 
-from qrl.extractors import CircuitRunner, circuit_modules, parameter_counts
-from qrl.fast_weights import FastWeightCell
-from qrl.hardware.cost import Cost
+from qrl.evaluation.episodes import curve_point
+from qrl.extractors import CircuitRunner, circuit_modules, executor_cost, parameter_counts
+from qrl.runs import Curve, Run
 
 _TB_ONLY = ("stdout", "log", "json", "csv")
 
@@ -67,18 +62,6 @@ class ProgressBar(BaseCallback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-
-
-def executor_cost(model: BaseAlgorithm) -> Cost | None:
-    """The summed cost counters of a model's circuit executors (None when none counts)."""
-    found = [getattr(m.executor, "cost", None) for _, m in circuit_modules(model)]
-    costs: list[Cost] = [c for c in found if isinstance(c, Cost)]
-    if not costs:
-        return None
-    total = Cost()
-    for cost in costs:
-        total.add(cost)
-    return total
 
 
 class QuantumLogger(BaseCallback):
@@ -153,9 +136,8 @@ class QuantumLogger(BaseCallback):
             if extractor.output_scale is not None:
                 value = float(extractor.output_scale.detach().mean())
                 self.logger.record(self._key(path, "output_scale_mean"), value)
-            if isinstance(extractor, FastWeightCell):
-                for name, value in extractor.pop_stats().items():
-                    self.logger.record(self._key(path, name), value)
+            for name, value in extractor.pop_stats().items():
+                self.logger.record(self._key(path, name), value)
         for key, sums in self._grad_sums.items():
             if sums[1]:
                 self.logger.record(key, float(sums[0]) / sums[1])
@@ -182,51 +164,34 @@ class QuantumLogger(BaseCallback):
 class LearningCurve(BaseCallback):
     """Evaluate the policy every ``freq`` environment steps and append to a JSON file.
 
-    Every evaluation runs the same ``episodes`` deterministic episodes: one environment per
-    episode, reseeded with ``seed`` each time, so the points of a curve (and the curves of
-    different agents with the same seed) start from the same states. The first point is the
-    untrained policy. Results are written after every evaluation, so an interrupted run keeps
-    its curve; TensorBoard gets ``eval/mean_return`` and ``eval/mean_length``.
+    Every evaluation runs the same ``episodes`` deterministic episodes (:func:`curve_point`),
+    one environment each: episode ``k`` starts from ``reset(seed=seed + k)``, so the points
+    of a curve (and the curves of different agents with the same seed) start from the same
+    states, which are also the first episodes of ``qrl evaluate`` with that seed. The first
+    point is the untrained policy. Results are written after every evaluation, so an
+    interrupted run keeps its curve; TensorBoard gets ``eval/mean_return`` and
+    ``eval/mean_length``.
 
-    :param path: the JSON file (see :func:`read_curve` for its fields)
-    :param make_env: builds the evaluation environments, given their number
+    :param run: the run folder whose curve.json it extends (:class:`qrl.runs.Curve`)
     :param freq: environment steps between evaluations
     :param episodes: episodes per evaluation
-    :param seed: seed of the evaluation environments
+    :param seed: seed of episode 0
     """
 
-    def __init__(
-        self,
-        path: Path,
-        make_env: Callable[[int], VecEnv],
-        freq: int,
-        episodes: int,
-        seed: int,
-    ) -> None:
+    def __init__(self, run: Run, freq: int, episodes: int, seed: int) -> None:
         super().__init__()
-        self.path = path
-        self.make_env = make_env
+        self.run = run
         self.freq = int(freq)
         self.episodes = int(episodes)
         self.seed = int(seed)
-        self.env: VecEnv | None = None
-        self.data: dict[str, Any] = {}
+        self.curve = Curve(self.freq, self.episodes, self.seed)
         self.seconds = 0.0  # time spent evaluating in this process
 
     def _on_training_start(self) -> None:
-        self.data = read_curve(self.path) or {
-            "freq": self.freq,
-            "episodes": self.episodes,
-            "deterministic": True,
-            "seed": self.seed,
-            "timesteps": [],
-            "returns": [],
-            "lengths": [],
-        }
-        self.env = self.make_env(self.episodes)
+        self.curve = self.run.curve() or self.curve
         # The untrained policy, or a point an interruption skipped before a resume.
         due = (self.num_timesteps // self.freq) * self.freq
-        if not self.data["timesteps"] or self.data["timesteps"][-1] < due:
+        if not self.curve.timesteps or self.curve.timesteps[-1] < due:
             self._evaluate()
         self._next = (self.num_timesteps // self.freq + 1) * self.freq
 
@@ -237,54 +202,10 @@ class LearningCurve(BaseCallback):
         return True
 
     def _evaluate(self) -> None:
-        assert self.env is not None
         start = time.perf_counter()
-        returns, lengths = curve_point(self.model, self.env, self.episodes, self.seed)
-        self.data["timesteps"].append(int(self.num_timesteps))
-        self.data["returns"].append(returns)
-        self.data["lengths"].append(lengths)
-        self.path.write_text(json.dumps(self.data) + "\n")
+        returns, lengths = curve_point(self.model, self.run.config, self.episodes, self.seed)
+        self.curve.add(self.num_timesteps, returns, lengths)
+        self.run.write_curve(self.curve)
         self.logger.record("eval/mean_return", float(np.mean(returns)))
         self.logger.record("eval/mean_length", float(np.mean(lengths)))
         self.seconds += time.perf_counter() - start
-
-    def _on_training_end(self) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the evaluation environments."""
-        if self.env is not None:
-            self.env.close()
-            self.env = None
-
-
-def curve_point(
-    model: BaseAlgorithm, env: VecEnv, episodes: int, seed: int
-) -> tuple[list[float], list[int]]:
-    """One point of a learning curve: the returns and lengths of ``episodes`` deterministic
-    episodes, from the start states that ``seed`` gives (the same at every point)."""
-    env.seed(seed)
-    returns, lengths = evaluate_policy(
-        model, env, n_eval_episodes=episodes, deterministic=True, return_episode_rewards=True
-    )
-    return [float(r) for r in np.atleast_1d(returns)], [int(n) for n in np.atleast_1d(lengths)]
-
-
-def read_curve(path: Path, upto: int | None = None) -> dict[str, Any] | None:
-    """Read a learning-curve file.
-
-    Fields: ``freq``, ``episodes``, ``deterministic``, ``seed``, and one entry per evaluation
-    in ``timesteps``, ``returns`` and ``lengths`` (the episodes' returns and lengths).
-
-    :param path: the JSON file
-    :param upto: drop evaluations after this many steps (a run resumed from a checkpoint)
-    :return: the data, or None if there is no file
-    """
-    if not path.is_file():
-        return None
-    data: dict[str, Any] = json.loads(path.read_text())
-    if upto is not None:
-        keep = [i for i, t in enumerate(data["timesteps"]) if t <= upto]
-        for key in ("timesteps", "returns", "lengths"):
-            data[key] = [data[key][i] for i in keep]
-    return data

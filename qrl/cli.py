@@ -1,4 +1,4 @@
-"""The ``qrl`` command: a thin layer over :mod:`qrl.experiment`.
+"""The ``qrl`` command: a thin layer over :mod:`qrl.training` and :mod:`qrl.evaluation`.
 
 Progress and messages go to stderr; stdout carries results (the run folder's path after
 ``train``, the evaluation after ``evaluate``) so commands compose in a shell.
@@ -74,9 +74,17 @@ def _parser() -> argparse.ArgumentParser:
         "--no-reference", action="store_true", help="skip the exact and ideal-shots references"
     )
     ev.add_argument("--restart", action="store_true", help="discard a saved partial evaluation")
-    ev.add_argument("--seed", type=int, help="seed of the evaluation environments")
+    ev.add_argument(
+        "--seed",
+        type=int,
+        help="episode k starts from reset(seed=SEED + k) (default: the run's seed + 10000)",
+    )
     ev.add_argument("--stochastic", action="store_true", help="sample actions")
-    ev.add_argument("--json", action="store_true", help="print the full result as JSON")
+    ev.add_argument(
+        "--json",
+        action="store_true",
+        help="print the full result as JSON (the same shape on every executor)",
+    )
     ev.add_argument("--video", metavar="DIR", help="record every episode as MP4 into DIR")
     ev.add_argument("--env", help="task of a model file that is not in a run folder")
     ev.add_argument("--algo", default="ppo", help="algorithm of such a model file (default ppo)")
@@ -144,7 +152,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from qrl.experiment import resume, train
+    from qrl.training import resume, train
 
     if args.resume:
         extra = [n for n in ("agent", "env", "executor", "run_dir") if getattr(args, n)]
@@ -171,9 +179,9 @@ def _train(args: argparse.Namespace) -> int:
             command=shlex.join(["qrl", *sys.argv[1:]]),
         )
     status = run.status()
-    if status.get("status") == "interrupted":
+    if status.status == "interrupted":
         print(
-            f"interrupted after {status['num_timesteps']} steps; saved. "
+            f"interrupted after {status.num_timesteps} steps; saved. "
             f"Continue with: qrl train --resume {run.path}",
             file=sys.stderr,
         )
@@ -231,7 +239,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         return _evaluate_on_executor(args, options)
     if args.dry_run:
         raise QrlError("--dry-run needs an --executor: exact simulation costs no device time")
-    from qrl.experiment import evaluate
+    from qrl.evaluation.models import evaluate
 
     result = evaluate(
         args.target,
@@ -248,9 +256,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _evaluate_on_executor(args: argparse.Namespace, options: dict[str, Any]) -> int:
-    from qrl.hardware.evaluation import evaluate_executors, evaluation_cost
-    from qrl.hardware.jobs import SubmissionError
-    from qrl.hardware.report import format_cost, format_report
+    from qrl.evaluation.comparison import evaluate_executors, evaluation_cost
+    from qrl.evaluation.report import format_cost, format_report
+    from qrl.executors.jobs import SubmissionError
 
     if args.video:
         raise QrlError("--video records exact simulation only; drop --executor")
@@ -287,7 +295,7 @@ def _evaluate_on_executor(args: argparse.Namespace, options: dict[str, Any]) -> 
 
 
 def _finetune(args: argparse.Namespace) -> int:
-    from qrl.experiment import finetune
+    from qrl.training import finetune
 
     run = finetune(
         args.source,
@@ -301,7 +309,7 @@ def _finetune(args: argparse.Namespace) -> int:
         command=shlex.join(["qrl", *sys.argv[1:]]),
     )
     status = run.status()
-    cost = status.get("quantum_cost")
+    cost = status.quantum_cost
     if cost:
         print(
             f"sent {cost['circuits']} circuits ({cost['policy_circuits']} policy circuits), "
@@ -309,7 +317,7 @@ def _finetune(args: argparse.Namespace) -> int:
             f"({cost['retries']} retried), {cost['seconds']:.1f} s waiting",
             file=sys.stderr,
         )
-    if status.get("status") == "interrupted":
+    if status.status == "interrupted":
         print(f"interrupted; continue with: qrl train --resume {run.path}", file=sys.stderr)
         print(run.path)
         return 130
@@ -362,10 +370,10 @@ def _compare(args: argparse.Namespace) -> int:
 def _curve(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from qrl.experiment import curve_from_checkpoints
+    from qrl.evaluation.models import curve_from_checkpoints
 
-    data = curve_from_checkpoints(args.run, args.episodes)
-    for steps, returns in zip(data["timesteps"], data["returns"], strict=True):
+    curve = curve_from_checkpoints(args.run, args.episodes)
+    for steps, returns in zip(curve.timesteps, curve.returns, strict=True):
         print(f"{steps}\t{np.mean(returns):.1f}")
     return 0
 

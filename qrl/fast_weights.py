@@ -33,14 +33,9 @@ from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
+from qrl.encoders import ACTIVATIONS
 from qrl.errors import QrlError, lookup
 from qrl.extractors import CircuitRunner, build_circuit
-
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "tanh": nn.Tanh,
-    "relu": nn.ReLU,
-    "identity": nn.Identity,
-}
 
 CRITICS = ("separate", "shared", "none")
 PROGRAMMER_INPUTS = ("observation", "encoded")
@@ -83,7 +78,8 @@ class FastWeightCell(CircuitRunner):
     :param observation_space: the environment's observation space (for the circuit encoding)
     :param input_size: size of the flattened observation
     :param programmer: hidden layer sizes of the slow programmer (the paper: [8])
-    :param programmer_activation: "tanh", "relu" or "identity"
+    :param programmer_activation: a key of :data:`qrl.encoders.ACTIVATIONS` ("tanh", "relu",
+        "identity", ...)
     :param programmer_input: what the programmer reads: "observation" (the flattened
         observation, as in the paper) or "encoded" (the features as the circuit loads them,
         after squashing: every feature on the same angular scale)
@@ -91,7 +87,11 @@ class FastWeightCell(CircuitRunner):
     :param bound: None, or a bound ``b``: the angles stay in (-b, b) through a tanh
     :param learn_init: learn the initial angles ``theta_0`` (else they are zero)
     :param circuit_options: options of :func:`qrl.extractors.build_circuit`, plus
-        ``output_scaling``, ``executor``, ``executor_options`` and ``dtype``
+        ``output_scaling``, ``executor``, ``executor_options`` and ``dtype``. A classical
+        ``encoder`` is supported: it reads the flattened observation (the cnn encoder
+        reshapes it to the image), is trained with the programmer, and is classical for
+        :func:`qrl.extractors.parameter_counts`; with ``programmer_input: encoded`` the
+        programmer reads its squashed outputs
     """
 
     def __init__(

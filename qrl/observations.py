@@ -3,7 +3,8 @@
 SB3 hands a features extractor the preprocessed observation: a float tensor for a Box space
 (of any shape), a one-hot vector for a Discrete space, 0/1 floats for MultiBinary. This
 module maps that to a tensor of shape (batch, n_qubits, features_per_qubit) for
-:meth:`qrl.circuits.Circuit.angles`.
+:meth:`qrl.circuits.Circuit.angles`, optionally through a trainable classical encoder first
+(:mod:`qrl.encoders`).
 """
 
 from __future__ import annotations
@@ -58,8 +59,13 @@ class ObservationEncoder(nn.Module):
     :param squash: "arctan", "tanh", "none", or "auto" (linear rescale of bounded Box
         dimensions to [-pi/2, pi/2], arctan for unbounded ones); ignored for discrete spaces
     :param features: indices of the (flattened) features to use, in order; all by default
+    :param network: a classical encoder (:mod:`qrl.encoders`) applied to the observation
+        first; ``space`` is then the space of its outputs, an unbounded Box of shape (n,),
+        so that "auto" squashes them with arctan. Its outputs are squashed like any Box
+        features, which bounds them into angles: "none" is refused.
     """
 
+    network: nn.Module | None
     index: torch.Tensor
     bits: torch.Tensor
     linear: torch.Tensor
@@ -73,8 +79,16 @@ class ObservationEncoder(nn.Module):
         per_qubit: int,
         squash: str = "arctan",
         features: Sequence[int] | None = None,
+        network: nn.Module | None = None,
     ) -> None:
         super().__init__()
+        if network is not None and squash == "none":
+            raise QrlError(
+                "squash 'none' would load the encoder's unbounded outputs as angles; "
+                "use arctan or tanh"
+            )
+        # Registered even when None, so that the module's attributes do not depend on it.
+        self.add_module("network", network)
         total = n_raw_features(space)
         self.space = space
         self.n_qubits = n_qubits
@@ -113,6 +127,8 @@ class ObservationEncoder(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Map a batch of preprocessed observations to circuit inputs."""
         batch = obs.shape[0]
+        if self.network is not None:
+            obs = self.network(obs)
         x = obs.reshape(batch, -1)
         if isinstance(self.space, spaces.Discrete):
             x = x.to(self.bits.dtype) @ self.bits

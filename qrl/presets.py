@@ -247,7 +247,7 @@ class RunConfig:
         return cls(**{k: copy.deepcopy(v) for k, v in data.items() if k in names})
 
 
-def resolve_config(
+def merge_config(
     agent: str,
     env: str,
     seed: int = 0,
@@ -255,7 +255,10 @@ def resolve_config(
     executor: str | None = None,
     overrides: Sequence[str] | Mapping[str, Any] = (),
 ) -> RunConfig:
-    """Merge env preset, agent preset and overrides into a validated :class:`RunConfig`.
+    """Merge env preset, agent preset and overrides into a :class:`RunConfig`.
+
+    The names it holds are checked against the SB3 signatures by
+    :func:`qrl.agents.resolve_config`, which most callers want.
 
     :param agent: agent preset name or path
     :param env: env preset name or path, or a Gymnasium id
@@ -299,7 +302,6 @@ def resolve_config(
         if policy.get("extractor") != "quantum":
             raise QrlError(f"--executor {executor!r} given, but agent {agent_name!r} is classical")
         config.policy["executor"] = executor
-    validate(config)
     return config
 
 
@@ -335,31 +337,6 @@ def apply_overrides(config: RunConfig, items: Sequence[tuple[str, Any]]) -> None
             setattr(config, head, str(value).lower() if head == "algorithm" else value)
         else:
             raise QrlError(f"unknown --set key {key!r}; valid: {', '.join(valid)}")
-
-
-def validate(config: RunConfig) -> None:
-    """Check the algorithm, policy and hyperparameter names before any work starts."""
-    from qrl.agents import algorithm_class, hyperparameter_names, policy_option_names
-
-    algorithm_class(config.algorithm)
-    valid_policy = policy_option_names(config.algorithm, config.policy)
-    for key in config.policy:
-        if key not in valid_policy:
-            raise QrlError(f"unknown policy option {key!r}; {choices_hint(key, valid_policy)}")
-    valid_hyper = hyperparameter_names(config.algorithm)
-    for key in config.hyperparameters:
-        if key not in valid_hyper:
-            raise QrlError(
-                f"unknown {config.algorithm} hyperparameter {key!r}; "
-                f"{choices_hint(key, valid_hyper)}"
-            )
-    if int(config.timesteps) < 1 or int(config.n_envs) < 1 or int(config.eval_episodes) < 0:
-        raise QrlError("timesteps and n_envs must be positive, eval_episodes not negative")
-    if int(config.eval_freq) < 0 or int(config.eval_freq_episodes) < 1:
-        raise QrlError(
-            "eval_freq must be 0 (no evaluation during training) or a number of steps, "
-            "and eval_freq_episodes at least 1"
-        )
 
 
 def preset_descriptions(kind: str) -> list[tuple[str, str]]:

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from qrl.agents import load_model
-from qrl.experiment import evaluate_model, open_run
+from qrl.evaluation.models import evaluate_model
+from qrl.runs import open_run
 
 
 def evaluate_checkpoints(path: Path, episodes: int) -> dict[int, float]:

@@ -15,8 +15,8 @@ import numpy as np
 
 from qrl.agents import load_model
 from qrl.envs import make_envs
-from qrl.experiment import locate
 from qrl.extractors import set_executor
+from qrl.runs import locate
 
 
 def main() -> None:

@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import qrl
-from qrl.experiment import finetune, open_run, versions
-from qrl.hardware.evaluation import evaluate_executors
+from qrl.evaluation.comparison import evaluate_executors
+from qrl.runs import open_run, versions
+from qrl.training import finetune
 
 SHOTS = (128, 1024, 8192)
 DEVICES = ("fake_manila", "fake_nairobi")
@@ -120,9 +121,9 @@ def fine_tuning(run: Path, runs: Path, episodes: int) -> dict[str, Any]:
     return {
         "command": f"qrl finetune {run} --executor qiskit.aer --backend {DEVICES[0]} "
         f"--shots 1024 --timesteps 256 --set {overrides[0]} --set {overrides[1]}",
-        "timesteps": status["num_timesteps"],
-        "wall_s": status["wall_time_s"],
-        "cost": status["quantum_cost"],
+        "timesteps": status.num_timesteps,
+        "wall_s": status.wall_time_s,
+        "cost": status.quantum_cost,
         "after": _row("after fine-tuning", device, report["solved_threshold"]),
     }
 
@@ -216,7 +217,7 @@ def main() -> None:
         "run": str(run),
         "episodes": args.episodes,
         "n_envs": min(config.n_envs, args.episodes),
-        "parameters": open_run(run).status()["parameters"],
+        "parameters": open_run(run).status().parameters,
         "rows": rows,
         "packing": packing_check(rows),
         "finetune": fine_tuning(run, args.runs, args.episodes),

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from qrl.hardware.evaluation import evaluate_executors
+from qrl.evaluation.comparison import evaluate_executors
 
 
 def evaluate_seed(run: Path, args: argparse.Namespace) -> dict[str, Any]:

@@ -61,8 +61,8 @@ def main() -> None:
 
     from qrl.circuits import make_circuit
     from qrl.executors import make_executor
-    from qrl.hardware.backends import fake_backend
-    from qrl.pennylane_executor import quantum_function
+    from qrl.executors.backends import fake_backend
+    from qrl.executors.pennylane_executor import quantum_function
 
     circuit = make_circuit("unentangled", 4, n_layers=2, encoding="rx", rotations="zyz")
     weights = circuit.init_weights(torch.Generator().manual_seed(0))

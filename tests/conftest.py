@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from qrl.circuits.families import resolve_family
+
 torch.set_num_threads(1)
+
+ROOT = Path(__file__).resolve().parents[1]
+# A circuit family and a gate defined outside the package (docs/circuits.md, "Adding a
+# circuit"): registered here, so every test parametrized over the registries covers them.
+EXAMPLE_FAMILY = f"{ROOT / 'examples' / 'my_circuits.py'}:iswap_brick"
+resolve_family(EXAMPLE_FAMILY)
 
 
 @pytest.fixture(scope="session")

@@ -1,16 +1,36 @@
-"""Every registered circuit on the torch executor against PennyLane's default.qubit."""
+"""Every registered circuit family, gate and entangling pattern on the torch executor against
+PennyLane's default.qubit (values and gradients). The registries are the parametrization, so
+a new entry is tested by registering it (tests/conftest.py registers the example family and
+gate of examples/my_circuits.py)."""
 
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from qrl.circuits import CIRCUITS, ENCODINGS, make_circuit
+from qrl.circuits import (
+    CIRCUITS,
+    ENCODINGS,
+    GATES,
+    PATTERNS,
+    Circuit,
+    InputAngle,
+    Moment,
+    WeightAngle,
+    make_circuit,
+    pattern_pairs,
+)
 from qrl.errors import QrlError
 from qrl.executors import make_executor
-from qrl.simulator import run_statevector
+from qrl.simulator import route, run_reference, run_statevector
+
+ENTANGLERS = sorted(n.lower() for n, g in GATES.items() if g.wires == 2)
+# Every registered pattern; those that take an argument with one.
+PATTERN_SPECS = [*sorted(p if p != "range" else "range:2" for p in PATTERNS), "range:3"]
 
 OPTIONS = [
     {},
@@ -22,8 +42,12 @@ OPTIONS = [
 
 
 def _case(name: str, options: dict, n_qubits: int, batch: int, seed: int = 0):
+    return _weights_and_inputs(make_circuit(name, n_qubits, **options), options, batch, seed)
+
+
+def _weights_and_inputs(circuit: Circuit, options: dict, batch: int, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
-    circuit = make_circuit(name, n_qubits, **options)
+    n_qubits = circuit.n_qubits
     weights = {
         k: (torch.randn(s, generator=gen, dtype=torch.float64) * 2).requires_grad_()
         for k, s in circuit.weight_shapes.items()
@@ -36,8 +60,8 @@ def _case(name: str, options: dict, n_qubits: int, batch: int, seed: int = 0):
     return circuit, weights, inputs
 
 
-def _run(executor: str, circuit, weights, inputs):
-    out = make_executor(executor)(circuit, inputs, weights)
+def _run(executor: str, circuit, weights, inputs, **options):
+    out = make_executor(executor, options)(circuit, inputs, weights)
     # A weighted sum, so that every output contributes its own gradient.
     loss = (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)).sum()
     grads = torch.autograd.grad(loss, list(weights.values()))
@@ -57,6 +81,146 @@ def test_torch_matches_default_qubit_float64(name, options, n_qubits):
     torch.testing.assert_close(out, ref_out, atol=1e-6, rtol=0)
     for g, ref in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(g, ref, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("pattern", PATTERN_SPECS)
+@pytest.mark.parametrize("entangler", ENTANGLERS)
+def test_every_entangler_and_pattern_matches_default_qubit(entangler, pattern):
+    """Every two-qubit gate of the table on every pattern, values and gradients: the fast
+    paths for fixed permutation gates, the reference simulator for trainable ones."""
+    options = {"entangler": entangler, "pattern": pattern, "n_layers": 3}
+    circuit, weights, inputs = _case("entangled", options, 4, batch=5)
+    out, grads = _run("torch", circuit, weights, inputs)
+    ref_out, ref_grads = _run("default.qubit", circuit, weights, inputs)
+    torch.testing.assert_close(out, ref_out, atol=1e-9, rtol=0)
+    for g, ref in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, ref, atol=1e-9, rtol=0)
+    assert ("phi" in circuit.weight_shapes) == GATES[entangler.upper()].trainable
+
+
+def _probe(name: str, n_qubits: int = 3) -> Circuit:
+    """A circuit that puts one gate of the table between encodings and rotations."""
+    spec = GATES[name]
+    moments = [Moment("RX", InputAngle(0, 0, 0)), Moment("RY", WeightAngle(0, 0))]
+    shapes: dict[str, tuple[int, ...]] = {
+        "theta": (1, n_qubits, 2),
+        "input_scale": (1, n_qubits, 1),
+    }
+    if spec.wires == 1:
+        moments.append(Moment(name, WeightAngle(0, 1) if spec.trainable else None))
+        if not spec.trainable:
+            moments.append(Moment("RZ", WeightAngle(0, 1)))
+    else:
+        pairs = ((0, 1), (2, 1), (1, 0))
+        angle = WeightAngle(0, 0, "phi") if spec.trainable else None
+        moments += [Moment(name, angle, pairs), Moment("RZ", WeightAngle(0, 1))]
+        if spec.trainable:
+            shapes["phi"] = (1, len(pairs), 1)
+    return Circuit(f"probe-{name}", n_qubits, 1, tuple(moments), ("X", "Y", "Z"), shapes)
+
+
+@pytest.mark.parametrize("name", sorted(GATES))
+def test_every_gate_matches_default_qubit(name):
+    """Each gate of the table, through its matrix (torch) and its PennyLane name."""
+    circuit, weights, inputs = _weights_and_inputs(_probe(name), {}, batch=4)
+    out, grads = _run("torch", circuit, weights, inputs)
+    ref_out, ref_grads = _run("default.qubit", circuit, weights, inputs)
+    torch.testing.assert_close(out, ref_out, atol=1e-9, rtol=0)
+    for g, ref in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, ref, atol=1e-9, rtol=0)
+
+
+@pytest.mark.parametrize("name", sorted(GATES))
+def test_every_gate_runs_on_qiskit_by_its_name(name):
+    """Each gate through its Qiskit name: exact Aer values and parameter-shift gradients."""
+    pytest.importorskip("qiskit_aer")
+    circuit, weights, inputs = _weights_and_inputs(_probe(name), {}, batch=3)
+    out, grads = _run("torch", circuit, weights, inputs)
+    ref_out, ref_grads = _run("qiskit.aer", circuit, weights, inputs, shots=None)
+    torch.testing.assert_close(out, ref_out.to(out.dtype), atol=1e-9, rtol=0)
+    for g, ref in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, ref.to(g.dtype), atol=1e-8, rtol=0)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, g in GATES.items() if g.trainable))
+def test_shift_rules_give_the_derivative(name):
+    """The gate's parameter-shift rule reproduces autograd's derivative of an expectation."""
+    circuit = _probe(name)
+    _, weights, inputs = _weights_and_inputs(circuit, {}, batch=2, seed=5)
+    key = "phi" if "phi" in weights else "theta"
+    angle = weights[key].detach().clone().requires_grad_()
+
+    def f(value: torch.Tensor) -> torch.Tensor:
+        return run_reference(circuit, inputs, {**weights, key: value}).sum()
+
+    (exact,) = torch.autograd.grad(f(angle), angle)
+    shifted = torch.zeros_like(exact)
+    flat = shifted.reshape(-1)
+    for i in range(flat.numel()):
+        for c, s in GATES[name].shift_rule:
+            moved = angle.detach().clone().reshape(-1)
+            moved[i] += s
+            flat[i] += c * f(moved.reshape(angle.shape)).detach()
+    # Only the angles of this gate's moment follow its rule (RY's own are two-term).
+    mask = torch.zeros_like(exact, dtype=torch.bool)
+    if key == "phi":
+        mask[:] = True
+    else:
+        mask[..., 1] = True
+    torch.testing.assert_close(shifted[mask], exact[mask], atol=1e-9, rtol=0)
+
+
+def test_patterns():
+    assert pattern_pairs("ring", 4, 0) == ((0, 1), (1, 2), (2, 3), (3, 0))
+    assert pattern_pairs("ring", 2, 0) == ((0, 1),)
+    assert pattern_pairs("chain", 4, 0) == ((0, 1), (1, 2), (2, 3))
+    assert pattern_pairs("all", 3, 0) == ((0, 1), (0, 2), (1, 2))
+    assert pattern_pairs("brick", 5, 0) == ((0, 1), (2, 3), (1, 2), (3, 4))
+    assert [pattern_pairs("range:2", 4, layer)[0] for layer in range(3)] == [(0, 1), (0, 2), (0, 1)]
+    with pytest.raises(QrlError, match=r"range:R needs a whole R from 1 to n_qubits - 1 = 3"):
+        pattern_pairs("range:4", 4, 0)
+    with pytest.raises(QrlError, match="unknown pattern 'star'"):
+        pattern_pairs("star", 4, 0)
+
+
+def test_range_pattern_cycles_as_strongly_entangling_layers():
+    """range:(n-1) gives the CNOTs of PennyLane's StronglyEntanglingLayers, layer by layer."""
+    import pennylane as qml
+
+    n, layers = 4, 5
+    template = qml.StronglyEntanglingLayers(torch.zeros(layers, n, 3), wires=range(n))
+    cnots = [tuple(op.wires) for op in template.decomposition() if op.name == "CNOT"]
+    ours = [pair for layer in range(layers) for pair in pattern_pairs(f"range:{n - 1}", n, layer)]
+    assert ours == cnots
+
+
+def test_trainable_entanglers_take_the_reference_path_and_fixed_ones_the_fast_paths():
+    assert route(make_circuit("entangled", 4, entangler="crz", pattern="all"), False) == "reference"
+    assert route(make_circuit("entangled", 4, entangler="cz", pattern="brick"), False) == "frame"
+    assert route(make_circuit("entangled", 4, pattern="chain"), True) == "statevector"
+    assert route(make_circuit("unentangled", 4), False) == "product"
+
+
+def test_user_family_trains_and_evaluates_from_the_cli(tmp_path, monkeypatch):
+    """The example family (a file outside the package) trains through an agent preset file
+    and its saved model evaluates in a fresh process."""
+    from conftest import ROOT
+
+    from qrl.cli import main
+
+    monkeypatch.chdir(ROOT)
+    run = tmp_path / "iswap"
+    args = ["train", "--agent", "examples/iswap_agent.yaml", "--env", "CartPole-v1"]
+    args += ["--timesteps", "256", "--run-dir", str(run), "--no-progress"]
+    assert main([*args, "--set", "eval_episodes=2"]) == 0
+    done = subprocess.run(
+        [sys.executable, "-m", "qrl.cli", "evaluate", str(run), "--episodes", "2", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert '"mean_return"' in done.stdout
 
 
 @pytest.mark.parametrize("name", sorted(CIRCUITS))
@@ -137,6 +301,11 @@ def test_weight_shapes_and_init():
         ("unentangled", {"observables": ["Z", "Z"]}, "observables must be distinct"),
         ("unentangled", {"entangler": "cnot"}, "takes no entangler"),
         ("entangled", {"entangler": "swap"}, "unknown entangler 'swap'"),
+        ("entangled", {"entangler": "rx"}, "unknown entangler 'rx'"),
+        ("entangled", {"pattern": "star"}, "unknown pattern 'star'"),
+        ("entangled", {"pattern": "range:x"}, "range:R needs a whole R"),
+        ("no_such_module:family", {}, "cannot import 'no_such_module'"),
+        ("qrl.circuits:nothing_here", {}, "has no function or registered family"),
         ("unentangled", {"n_layers": 0}, "at least one qubit and one layer"),
         ("unentangled", {"depth": 3}, "bad option for circuit"),
     ],

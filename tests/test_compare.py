@@ -22,8 +22,7 @@ import torch
 import yaml
 from stable_baselines3 import PPO
 
-from qrl.agents import build_model
-from qrl.callbacks import read_curve
+from qrl.agents import build_model, resolve_config
 from qrl.cli import main
 from qrl.compare import GridSpec, compare
 from qrl.compare.grid import config_differences, plan, seed_list
@@ -38,9 +37,10 @@ from qrl.compare.stats import (
 )
 from qrl.envs import make_envs
 from qrl.errors import QrlError
-from qrl.experiment import curve_from_checkpoints, train
+from qrl.evaluation.models import curve_from_checkpoints
 from qrl.extractors import parameter_counts
-from qrl.presets import resolve_config
+from qrl.runs import open_run
+from qrl.training import train
 
 ENV = os.environ | {"OMP_NUM_THREADS": "1"}
 # Tiny runs: a few hundred steps, a learning curve point every 256 steps.
@@ -159,9 +159,9 @@ def test_compare_writes_runs_tables_and_plots(grid: Path):
         "CartPole-v1/unentangled/seed1",
     ]
     for run in runs:
-        curve = read_curve(run / "curve.json")
-        assert curve is not None and curve["timesteps"][:3] == [0, 256, 512]
-        assert all(len(r) == 2 for r in curve["returns"])
+        curve = open_run(run).curve()
+        assert curve is not None and curve.timesteps[:3] == [0, 256, 512]
+        assert all(len(r) == 2 for r in curve.returns)
         assert list((run / "tb").glob("events.out.tfevents.*"))
     summary = (out / "summary.md").read_text()
     assert "| unentangled | 2 | 183 (44) |" in summary and "| mlp | 2 | 9,155 (0) |" in summary
@@ -232,9 +232,9 @@ def test_stopped_grid_resumes_without_rerunning_finished_runs(tmp_path: Path):
     assert (first / "model.zip").stat().st_mtime_ns == stamp
     assert json.loads((second / "run.json").read_text())["status"] == "finished"
     assert "--resume" in (second / "train.log").read_text()
-    curve = read_curve(second / "curve.json")
-    assert curve is not None and curve["timesteps"] == sorted(set(curve["timesteps"]))
-    assert {0, 256, 2048} <= set(curve["timesteps"])
+    curve = open_run(second).curve()
+    assert curve is not None and curve.timesteps == sorted(set(curve.timesteps))
+    assert {0, 256, 2048} <= set(curve.timesteps)
 
 
 def test_reproduction_script_reads_the_verdict_inputs_from_a_grid(grid: Path):
@@ -334,16 +334,16 @@ def test_curve_from_checkpoints_matches_the_curve_recorded_in_training(tmp_path:
         progress=False,
         overrides=list(TINY),
     )
-    recorded = read_curve(run.curve_path)
-    assert recorded is not None and recorded["timesteps"][:2] == [0, 256]
+    recorded = run.curve()
+    assert recorded is not None and recorded.timesteps[:2] == [0, 256]
     assert main(["curve", str(run.path)]) == 0
-    rebuilt = read_curve(run.curve_path)
-    assert rebuilt is not None and rebuilt["source"] == "checkpoints"
-    common = sorted(set(recorded["timesteps"]) & set(rebuilt["timesteps"]))
+    rebuilt = run.curve()
+    assert rebuilt is not None and rebuilt.source == "checkpoints"
+    common = sorted(set(recorded.timesteps) & set(rebuilt.timesteps))
     assert len(common) >= 10
     for t in common:
-        i, j = recorded["timesteps"].index(t), rebuilt["timesteps"].index(t)
-        assert recorded["returns"][i] == rebuilt["returns"][j], t
+        i, j = recorded.timesteps.index(t), rebuilt.timesteps.index(t)
+        assert recorded.returns[i] == rebuilt.returns[j], t
 
 
 def test_evaluation_during_training_does_not_change_training(tmp_path: Path):
@@ -359,7 +359,7 @@ def test_evaluation_during_training_does_not_change_training(tmp_path: Path):
             overrides=[f"eval_freq={freq}", "eval_freq_episodes=2", "eval_episodes=1"],
         )
         models.append(PPO.load(run.model_path).policy.state_dict())
-    assert read_curve(tmp_path / "f0" / "curve.json") is None
+    assert open_run(tmp_path / "f0").curve() is None
     assert all(torch.equal(models[0][k], models[1][k]) for k in models[0])
 
 
@@ -384,8 +384,8 @@ def test_compare_computes_missing_curves_from_checkpoints(grid: Path, tmp_path: 
     (run / "curve.json").unlink()  # as a run trained without eval_freq
     assert main(_compare_cli(out)) == 0
     assert "1 learning curves to compute" in capsys.readouterr().err
-    curve = read_curve(run / "curve.json")
-    assert curve is not None and curve["source"] == "checkpoints"
+    curve = open_run(run).curve()
+    assert curve is not None and curve.source == "checkpoints"
 
 
 # --- baselines and ablations --------------------------------------------------------------
@@ -416,7 +416,7 @@ def test_reservoir_trains_only_the_heads(tmp_path: Path):
         overrides=list(TINY),
     )
     status = run.status()
-    assert status["parameters"] == {"quantum": 0, "classical": 139, "total": 139}
+    assert status.parameters == {"quantum": 0, "classical": 139, "total": 139}
     first = min(
         run.checkpoint_dir.glob("model_*_steps.zip"), key=lambda p: int(p.stem.split("_")[1])
     )

@@ -20,15 +20,9 @@ import qrl
 from qrl.callbacks import ProgressBar
 from qrl.cli import main
 from qrl.errors import QrlError
-from qrl.experiment import (
-    THREADS_VARIABLE,
-    evaluate,
-    open_run,
-    resume,
-    train,
-    training_thread_count,
-    training_threads,
-)
+from qrl.evaluation.models import evaluate
+from qrl.runs import open_run
+from qrl.training import THREADS_VARIABLE, resume, train, training_thread_count, training_threads
 
 ENV = os.environ | {"OMP_NUM_THREADS": "1"}
 
@@ -186,20 +180,20 @@ def test_interrupt_saves_and_resume_finishes(
         overrides=["eval_episodes=2", "n_envs=2", "hyperparameters.batch_size=64"],
     )
     status = run.status()
-    assert status["status"] == "interrupted" and 300 <= status["num_timesteps"] < 1024
+    assert status.status == "interrupted" and 300 <= status.num_timesteps < 1024
     assert run.model_path.is_file() and run.evaluation() is None
-    assert run.latest_checkpoint()[1] == status["num_timesteps"]
+    assert run.latest_checkpoint()[1] == status.num_timesteps
     monkeypatch.setattr(ProgressBar, "_on_step", original)
     assert main(["train", "--resume", str(run.path), "--no-progress"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1] == str(run.path)
     resumed = open_run(run.path)
-    assert resumed.status()["status"] == "finished"
-    assert resumed.status()["num_timesteps"] >= 1024
-    assert resumed.evaluation()["num_timesteps"] == resumed.status()["num_timesteps"]
+    assert resumed.status().status == "finished"
+    assert resumed.status().num_timesteps >= 1024
+    assert resumed.evaluation()["num_timesteps"] == resumed.status().num_timesteps
     with pytest.raises(QrlError, match="already trained"):
         resume(run.path)
     (run.path / "eval.json").unlink()  # as if Ctrl-C hit the final evaluation
-    assert resume(run.path).evaluation()["num_timesteps"] == resumed.status()["num_timesteps"]
+    assert resume(run.path).evaluation()["num_timesteps"] == resumed.status().num_timesteps
     assert main(["train", "--resume", str(run.path), "--agent", "mlp"]) == 2
     assert "--resume continues a run as configured; drop --agent" in capsys.readouterr().err
 
@@ -223,10 +217,10 @@ def test_off_policy_run_and_resume(tmp_path: Path):
         overrides=overrides,
         progress=False,
     )
-    assert run.status()["status"] == "finished"
+    assert run.status().status == "finished"
     assert list(run.checkpoint_dir.glob("model_replay_buffer_*_steps.pkl"))
     extended = resume(run.path, timesteps=300, progress=False)
-    assert extended.status()["num_timesteps"] >= 300
+    assert extended.status().num_timesteps >= 300
 
 
 def test_train_on_pennylane_executor(tmp_path: Path):

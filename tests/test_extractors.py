@@ -113,7 +113,7 @@ def test_feature_selection_and_squash():
         (spaces.Box(-1, 1, (3,)), {"squash": "sigmoid"}, "unknown squash"),
         (spaces.Box(-1, 1, (3,)), {"dtype": "float16"}, "unknown dtype"),
         (spaces.Box(-1, 1, (3,)), {"executor": "nope.qubit"}, "unknown executor"),
-        (spaces.Box(-1, 1, (24,)), {"circuit": "entangled"}, "too many to simulate"),
+        (spaces.Box(-1, 1, (40,)), {"circuit": "entangled"}, "needs .* for a single sample"),
     ],
 )
 def test_bad_extractor_input(space, kwargs, message):

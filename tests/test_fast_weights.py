@@ -19,9 +19,10 @@ from torch import nn
 import qrl
 from qrl.cli import main
 from qrl.errors import QrlError
-from qrl.experiment import evaluate, train
+from qrl.evaluation.models import evaluate
 from qrl.fast_weights import MAX_SCAN_STEPS, FastWeightCell, QFWPPolicy
 from qrl.recurrent import LSTMPolicy
+from qrl.training import train
 
 ENV = os.environ | {"OMP_NUM_THREADS": "1"}
 SPACE = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
@@ -446,7 +447,7 @@ def test_partially_observable_tasks():
 
 
 def test_env_preset_found_by_its_id():
-    from qrl.presets import resolve_config
+    from qrl.agents import resolve_config
 
     by_id = resolve_config("qfwp", "qrl/CartPoleNoVel-v1")
     by_name = resolve_config("qfwp", "CartPoleNoVel-v1")
@@ -462,9 +463,8 @@ def test_public_api_exports_qfwp():
 
 @pytest.mark.parametrize("agent", ["qfwp", "lstm", "unentangled"])
 def test_lunar_lander_no_velocity_presets_build_and_act(agent: str):
-    from qrl.agents import build_model
+    from qrl.agents import build_model, resolve_config
     from qrl.envs import make_envs
-    from qrl.presets import resolve_config
 
     config = resolve_config(agent, "LunarLanderNoVel-v3", overrides=["n_envs=2"])
     envs = make_envs(config, seed=0)
@@ -479,9 +479,9 @@ def test_lunar_lander_no_velocity_presets_build_and_act(agent: str):
 
 
 def test_qfwp_run_resumes(tmp_path: Path):
-    from qrl.experiment import resume
+    from qrl.training import resume
 
     train("qfwp", "CartPoleNoVel-v1", timesteps=256, run_dir=tmp_path, progress=False)
     run = resume(tmp_path, timesteps=512, progress=False)
-    assert run.status()["num_timesteps"] == 512 and run.status()["status"] == "finished"
+    assert run.status().num_timesteps == 512 and run.status().status == "finished"
     assert RecurrentPPO.load(tmp_path / "model.zip").num_timesteps == 512

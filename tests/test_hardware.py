@@ -22,17 +22,17 @@ from qiskit_ibm_runtime.fake_provider import FakeManilaV2
 
 from qrl.circuits import make_circuit
 from qrl.errors import QrlError
+from qrl.evaluation import comparison as evaluation
+from qrl.evaluation.comparison import evaluate_executors, evaluation_cost
 from qrl.executors import make_executor
-from qrl.hardware import evaluation
-from qrl.hardware.evaluation import evaluate_executors, evaluation_cost
-from qrl.hardware.jobs import SubmissionError, submit_with_retries
+from qrl.executors.jobs import SubmissionError, submit_with_retries
 
 SECRET = "qrl-planted-token-5f2c9a71"
 
 
-def _circuit(name: str, n: int = 3):
+def _circuit(name: str, n: int = 3, **options):
     return make_circuit(
-        name, n, n_layers=2, encoding="rx", rotations="zyz", observables=("X", "Y", "Z")
+        name, n, n_layers=2, encoding="rx", rotations="zyz", observables=("X", "Y", "Z"), **options
     )
 
 
@@ -45,11 +45,21 @@ def _inputs(batch: int, n: int = 3) -> torch.Tensor:
     return torch.rand(batch, n, 1, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
 
 
-@pytest.mark.parametrize("name", ["unentangled", "entangled"])
+# Trainable entanglers take the four-term shift rule of controlled rotations.
+AER_CIRCUITS = {
+    "unentangled": ("unentangled", {}),
+    "entangled": ("entangled", {}),
+    "crz-all": ("entangled", {"entangler": "crz", "pattern": "all"}),
+    "crx-range2": ("entangled", {"entangler": "crx", "pattern": "range:2"}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(AER_CIRCUITS))
 @pytest.mark.parametrize("packing", [1, 3, 4])
-def test_exact_aer_matches_simulator_with_parameter_shift_gradients(name, packing):
+def test_exact_aer_matches_simulator_with_parameter_shift_gradients(case, packing):
     """Without shots, Aer's packed circuits give the simulator's values and gradients."""
-    circuit, x = _circuit(name), _inputs(5)
+    name, options = AER_CIRCUITS[case]
+    circuit, x = _circuit(name, **options), _inputs(5)
     weights = _weights(circuit)
     ref = make_executor("torch")(circuit, x, weights)
     ref_grads = torch.autograd.grad(ref.sum(), list(weights.values()))
@@ -300,7 +310,7 @@ def test_unknown_ibm_backend_lists_the_account_devices(monkeypatch):
 def test_planted_token_never_reaches_any_file(monkeypatch, run_copy: Path, capsys):
     """Evaluate and fine-tune through the IBM path with a token in the environment; no file
     of the run folders (configs, models, progress, TensorBoard) contains it."""
-    from qrl.experiment import finetune
+    from qrl.training import finetune
 
     monkeypatch.setenv("QISKIT_IBM_TOKEN", SECRET)
     monkeypatch.setattr(qiskit_ibm_runtime, "QiskitRuntimeService", _FakeService)
@@ -327,28 +337,31 @@ def test_planted_token_never_reaches_any_file(monkeypatch, run_copy: Path, capsy
         assert SECRET.encode() not in path.read_bytes(), path
 
 
-def test_evaluation_side_by_side_dry_run_and_resume(monkeypatch, run_copy: Path):
+def test_evaluation_side_by_side_dry_run_and_resume(monkeypatch, run_copy: Path, capsys):
     options = {"backend": "fake_manila", "shots": 64, "seed": 5}
     cost = evaluation_cost(run_copy, "qiskit.aer", options, episodes=3)
     device = cost["variants"][-1]
     assert device["max_submissions"] == 500 and device["max_circuits"] == 500 * 9
     assert device["max_shots"] == 500 * 9 * 64
 
-    played = []
-    real_round = evaluation.play_round
+    played: list[list[int]] = []
+    real_play = evaluation.play_episodes
 
-    def interrupt_second_round(model, config, seeds, deterministic, reference, on_episode, clock):
-        played.append(seeds)
-        if len(played) == 2:  # stop after the first of its two episodes ends
+    def interrupt_in_second_round(model, config, episodes, seed, deterministic, **kw):
+        played.append(list(episodes))
+        on_episode, ended = kw["on_episode"], []
 
-            def first_only(episode):
-                on_episode(episode)
+        def stop_after_nine(episode):  # the first round of 8, and one of the second's two
+            on_episode(episode)
+            ended.append(episode)
+            if len(ended) == 9:
                 raise KeyboardInterrupt
 
-            return real_round(model, config, seeds, deterministic, reference, first_only, clock)
-        return real_round(model, config, seeds, deterministic, reference, on_episode, clock)
+        return real_play(
+            model, config, episodes, seed, deterministic, **kw | {"on_episode": stop_after_nine}
+        )
 
-    monkeypatch.setattr(evaluation, "play_round", interrupt_second_round)
+    monkeypatch.setattr(evaluation, "play_episodes", interrupt_in_second_round)
     with pytest.raises(KeyboardInterrupt):
         evaluate_executors(run_copy, "qiskit.aer", options, episodes=10)
     progress = run_copy / "evaluations" / "qiskit.aer-fake_manila-64shots.json"
@@ -358,11 +371,15 @@ def test_evaluation_side_by_side_dry_run_and_resume(monkeypatch, run_copy: Path)
 
     played.clear()
     monkeypatch.setattr(
-        evaluation, "play_round", lambda *a: (played.append(a[2]), real_round(*a))[1]
+        evaluation,
+        "play_episodes",
+        lambda *a, **kw: (played.append(list(a[2])), real_play(*a, **kw))[1],
     )
     report = evaluate_executors(run_copy, "qiskit.aer", options, episodes=10)
-    first = 3 + 10_000  # the run's seed + the evaluation offset
-    assert played[0] == [first + 8 + (finished == "10011")]  # only the unfinished episode
+    assert "resuming qiskit.aer-fake_manila-64shots: 9 episodes done" in capsys.readouterr().err
+    # only the unfinished episode (episode k has seed 10003 + k: the run's seed 3 + 10000)
+    assert played[0] == [8 + (finished == "10011")]
+    assert played[1:] == [list(range(10))] * 2  # the other variants play every episode
     assert [len(v["returns"]) for v in report["variants"]] == [10, 10, 10]
     device = report["variants"][-1]
     assert "action_agreement" not in report["variants"][0]  # exact is the reference
@@ -372,9 +389,13 @@ def test_evaluation_side_by_side_dry_run_and_resume(monkeypatch, run_copy: Path)
     stored = json.loads((run_copy / "eval.json").read_text())["executors"]
     assert stored["qiskit.aer-fake_manila-64shots"]["variants"][0]["label"] == "exact"
 
+    assert report["returns"] == device["returns"] and report["executor"] == "qiskit.aer"
+    assert report["mean_return"] == device["mean_return"]
+
     played.clear()
     again = evaluate_executors(run_copy, "qiskit.aer", options, episodes=10)
-    assert played == [] and again["variants"][-1]["returns"] == device["returns"]
+    assert "resuming" not in capsys.readouterr().err  # finished: reported, nothing played
+    assert not any(played) and again["variants"][-1]["returns"] == device["returns"]
 
 
 def test_cli_evaluate_and_finetune_on_a_fake_device(run_copy: Path, tmp_path: Path, capsys):
@@ -482,7 +503,7 @@ def test_failed_submissions_stop_the_evaluation_and_keep_its_episodes(
     monkeypatch, run_copy: Path, capsys
 ):
     from qrl.cli import main
-    from qrl.hardware.qiskit_executor import QiskitExecutor
+    from qrl.executors.qiskit_executor import QiskitExecutor
 
     def down(self, pubs):
         raise ConnectionError("service unavailable")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from qrl.agents import resolve_config
 from qrl.errors import QrlError
 from qrl.presets import (
     RunConfig,
@@ -12,7 +13,6 @@ from qrl.presets import (
     parse_override,
     preset_descriptions,
     preset_names,
-    resolve_config,
 )
 
 AGENTS = preset_names("agents")

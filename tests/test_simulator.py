@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from qrl.circuits import make_circuit
+from qrl.circuits import GATES, make_circuit
 from qrl.executors import make_executor
 from qrl.simulator import TorchSimulator, run_frame, run_product, run_statevector
 from qrl.simulator.frame import BASES, Monomial, Phase, Shared, groups, make_schedule
-from qrl.simulator.statevector import entangler_table
+from qrl.simulator.plan import is_monomial, monomial
+from qrl.simulator.reference import apply
 
 CASES = [
     ("unentangled", 5, {}),
@@ -134,11 +135,22 @@ def test_inference_records_nothing(name, node, per_sample):
     assert type(out.grad_fn).__name__ == f"{node}Backward"
 
 
+def _dense(gate: str, pairs, n: int) -> np.ndarray:
+    """The pattern's 2^n x 2^n matrix, from the gate table through the reference simulator."""
+    from qrl.circuits import gate as table
+
+    state = torch.eye(2**n, dtype=torch.complex128).reshape(2**n, *([2] * n))
+    for pair in pairs:
+        state = apply(state, table(gate).unitary(), pair)
+    return state.reshape(2**n, 2**n).T.numpy()
+
+
 def test_cnot_ring_table_is_a_permutation_and_matches_gates():
-    table = entangler_table("CNOT", ((0, 1), (1, 2), (2, 0)), 3)
-    assert sorted(table.tolist()) == list(range(8))
+    perm, phase = monomial(np.asarray(_dense("CNOT", ((0, 1),), 2)), ((0, 1), (1, 2), (2, 0)), 3)
+    assert phase is None
+    assert sorted(perm.tolist()) == list(range(8))
     # |100> -> CNOT(0,1) |110> -> CNOT(1,2) |111> -> CNOT(2,0) |011>: new[3] = old[4]
-    assert table[0b011] == 0b100
+    assert perm[0b011] == 0b100
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
@@ -215,16 +227,16 @@ def test_frame_schedule_keeps_cnot_rings_in_the_hadamard_frame():
     assert [type(s) for s in cz.steps] == [Phase, Shared, Monomial, Shared, Phase, Shared, Monomial]
 
 
-@pytest.mark.parametrize("gate", ["CNOT", "CZ"])
+@pytest.mark.parametrize("gate", [g for g in GATES if is_monomial(g)])
 @pytest.mark.parametrize("axis", [0, 1, 2])
 def test_frame_entanglers_are_the_conjugated_patterns(gate, axis):
-    """Every gather the schedule uses equals (B^H)^n E B^n as a dense matrix."""
+    """Every gather the schedule uses equals (B^H)^n E B^n as a dense matrix, for every
+    entangler of the gate table the fast paths take."""
     from qrl.simulator.frame import _monomial
 
     n, pairs = 3, ((0, 1), (1, 2), (2, 0))
     basis = BASES[axis]
-    table = entangler_table(gate, pairs, n)
-    dense = np.eye(2**n)[table] if gate == "CNOT" else np.diag(table)
+    dense = _dense(gate, pairs, n)
     frame = np.kron(np.kron(basis, basis), basis)
     conjugated = frame.conj().T @ dense @ frame
     found = _monomial(gate, pairs, n, basis)
@@ -240,3 +252,28 @@ def test_frame_entanglers_are_the_conjugated_patterns(gate, axis):
 def test_wire_groups():
     assert groups(1) == (1,) and groups(4) == (4,) and groups(8) == (4, 4)
     assert groups(9) == (3, 3, 3) and groups(12) == (4, 4, 4) and groups(13) == (4, 3, 3, 3)
+
+
+def test_a_circuit_that_cannot_fit_is_refused_before_any_work():
+    """40 entangled qubits: one sample's state vector alone is 8 TiB."""
+    from gymnasium import spaces
+
+    from qrl.errors import QrlError
+    from qrl.extractors import build_circuit
+
+    space = spaces.Box(-1, 1, (40,))
+    with pytest.raises(QrlError, match=r"40 qubits needs 8.0 TiB .*policy.encoder"):
+        build_circuit(space, circuit="entangled")
+    build_circuit(space, circuit="unentangled")  # a product state: 40 Bloch vectors
+
+
+def test_a_batch_that_cannot_fit_is_refused_before_allocating(monkeypatch):
+    from qrl.errors import QrlError
+    from qrl.simulator import memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda: 2**30)
+    circuit = make_circuit("entangled", 20, n_layers=1)
+    inputs = torch.zeros(256, 20, 1)
+    weights = circuit.init_weights()
+    with pytest.raises(QrlError, match=r"20 entangled qubits on a batch of 256 needs about .* GiB"):
+        TorchSimulator()(circuit, inputs, weights)

@@ -38,7 +38,7 @@ from qrl.compare.report import (
 )
 from qrl.errors import QrlError
 
-__all__ = ["CompareResult", "GridSpec", "compare", "read_grid", "report", "seed_list"]
+__all__ = ["CompareResult", "GridSpec", "compare", "read_grid", "seed_list", "write_report"]
 
 
 @dataclass
@@ -106,11 +106,11 @@ def compare(
             run_ray(jobs, ray_address, progress)
         else:
             run_local(jobs, workers, progress)
-    result.outputs = report(folder, cells, command)
+    result.outputs = write_report(folder, cells, command)
     return result
 
 
-def report(out: Path, cells: Sequence[Cell], command: str) -> list[Path]:
+def write_report(out: Path, cells: Sequence[Cell], command: str) -> list[Path]:
     """Write summary.md, summary.csv, runs.csv and the plots of a grid's finished runs.
 
     :return: the files written

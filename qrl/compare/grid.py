@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from qrl.agents import resolve_config
 from qrl.errors import QrlError
-from qrl.experiment import Run, open_run
-from qrl.presets import RunConfig, parse_override, resolve_config
+from qrl.presets import RunConfig, parse_override
+from qrl.runs import Run, open_run
 
 # Settings that change how a run is evaluated, not how it trains.
 EVALUATION_KEYS = ("eval_episodes", "eval_freq", "eval_freq_episodes")
@@ -139,9 +140,9 @@ def cell_action(run: Run, expected: RunConfig) -> Action:
             + "). Give another --out folder, or move that run away"
         )
     status = run.status()
-    state = status.get("status")
-    if state == "running" and status.get("host") == platform.node():
-        pid = status.get("pid")
+    state = status.status
+    if state == "running" and status.host == platform.node():
+        pid = status.pid
         if isinstance(pid, int) and _process_alive(pid):
             raise QrlError(f"{run.path} is being trained by process {pid}; wait or stop it")
     if state == "finished" and (run.evaluation() is not None or expected.eval_episodes == 0):

@@ -24,7 +24,7 @@ from qrl.compare.stats import (
     probability_of_improvement,
     steps_to_threshold,
 )
-from qrl.experiment import open_run, versions
+from qrl.runs import open_run, versions
 
 
 @dataclass
@@ -64,9 +64,9 @@ def read_record(cell: Cell) -> RunRecord | None:
     run = open_run(cell.path)
     status = run.status()
     result = run.evaluation()
-    if status.get("status") != "finished" or result is None:
+    if status.status != "finished" or result is None:
         return None
-    curve = run.curve() or {"timesteps": [], "returns": []}
+    curve = run.curve()
     return RunRecord(
         env=run.config.env,
         agent=run.config.agent,
@@ -75,12 +75,12 @@ def read_record(cell: Cell) -> RunRecord | None:
         final=float(result["mean_return"]),
         solved=result.get("solved"),
         threshold=run.config.solved,
-        parameters=dict(status["parameters"]),
-        timesteps=int(status["num_timesteps"]),
-        wall_time_s=float(status["wall_time_s"]),
-        steps_per_s=status.get("steps_per_s"),
-        curve_steps=[int(t) for t in curve["timesteps"]],
-        curve_returns=[float(np.mean(r)) for r in curve["returns"]],
+        parameters=dict(status.parameters),
+        timesteps=status.num_timesteps,
+        wall_time_s=status.wall_time_s,
+        steps_per_s=status.steps_per_s,
+        curve_steps=[] if curve is None else list(curve.timesteps),
+        curve_returns=[] if curve is None else [float(np.mean(r)) for r in curve.returns],
     )
 
 

@@ -11,6 +11,9 @@ a few thousand), where the cost of each array call, not arithmetic, dominates:
   batch-folded matrix products;
 - :mod:`~qrl.simulator.statevector`: any entangling circuit, also with one set of weights
   per sample (the fast weight programmer), as batched state vectors;
+- :mod:`~qrl.simulator.reference`: any circuit at all, one gate at a time with autograd:
+  the specification the fast paths are tested against, and the fallback for circuits they
+  do not take (trainable two-qubit gates, gates a user registered);
 - :mod:`~qrl.simulator.backend`: the kernels run on NumPy views of CPU tensors and on
   PyTorch tensors on any other device (CUDA), so a GPU policy runs unchanged.
 
@@ -20,15 +23,50 @@ against PennyLane's ``default.qubit``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 
 from qrl.circuits import Circuit
+from qrl.simulator import frame, product, statevector
 from qrl.simulator.frame import run_frame
-from qrl.simulator.plan import make_plan
+from qrl.simulator.memory import check_batch
 from qrl.simulator.product import run_product
+from qrl.simulator.reference import run_reference
 from qrl.simulator.statevector import run_statevector
+
+# The paths in order of preference; each declares the circuits it takes. The reference
+# simulator takes every circuit.
+PATHS: dict[str, Callable[[Circuit, bool], bool]] = {
+    "product": product.takes,
+    "frame": frame.takes,
+    "statevector": statevector.takes,
+    "reference": lambda circuit, per_sample: True,
+}
+
+_ROUTES: dict[tuple[int, bool, bool], tuple[Circuit, str]] = {}
+
+
+def route(circuit: Circuit, per_sample: bool, use_frame: bool = True) -> str:
+    """The path that runs a circuit: the first of :data:`PATHS` that takes it.
+
+    :param circuit: the circuit
+    :param per_sample: whether ``theta`` carries a batch dimension
+    :param use_frame: whether the frame path may be chosen
+    """
+    key = (id(circuit), per_sample, use_frame)
+    hit = _ROUTES.get(key)  # by identity first: hashing a circuit is not free
+    if hit is not None and hit[0] is circuit:
+        return hit[1]
+    if len(_ROUTES) > 256:
+        _ROUTES.clear()
+    name = next(
+        n
+        for n, takes in PATHS.items()
+        if (use_frame or n != "frame") and takes(circuit, per_sample)
+    )
+    _ROUTES[key] = (circuit, name)
+    return name
 
 
 class TorchSimulator:
@@ -42,10 +80,15 @@ class TorchSimulator:
     """
 
     name = "torch"
+    cost = None  # exact simulation sends no circuit anywhere
 
     def __init__(self, force_torch: bool = False, frame: bool = True) -> None:
         self.force_torch = force_torch
         self.frame = frame
+
+    def transpile_report(self, circuit: Circuit, batch: int = 1) -> None:
+        """Nothing is transpiled."""
+        return None
 
     def __call__(
         self, circuit: Circuit, inputs: torch.Tensor, weights: Mapping[str, torch.Tensor]
@@ -58,13 +101,25 @@ class TorchSimulator:
             batch dimension (one set of angles per sample)
         :return: expectation values, shape (batch, circuit.n_outputs)
         """
+        theta = weights.get("theta")
+        per_sample = theta is not None and theta.ndim == 4
+        path = route(circuit, per_sample, self.frame)
+        if path != "product":
+            check_batch(circuit, inputs.shape[0], 2 * inputs.element_size())
+        if path == "reference":
+            return run_reference(circuit, inputs, weights)
+        assert theta is not None
         scale = weights.get("input_scale")
-        theta = weights["theta"]
-        if make_plan(circuit).entangling:
-            if theta.ndim == 3 and self.frame:
-                return run_frame(circuit, inputs, scale, theta, self.force_torch)
-            return run_statevector(circuit, inputs, scale, theta, self.force_torch)
-        return run_product(circuit, inputs, scale, theta, self.force_torch)
+        run = {"product": run_product, "frame": run_frame, "statevector": run_statevector}[path]
+        return run(circuit, inputs, scale, theta, self.force_torch)
 
 
-__all__ = ["TorchSimulator", "run_frame", "run_product", "run_statevector"]
+__all__ = [
+    "PATHS",
+    "TorchSimulator",
+    "route",
+    "run_frame",
+    "run_product",
+    "run_reference",
+    "run_statevector",
+]

@@ -49,10 +49,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from qrl.circuits import ENTANGLERS, Circuit
+from qrl.circuits import Circuit, gate
 from qrl.simulator.backend import Ops, device_of, needs_graph, ops_for, unwrap_all, wrap_all
-from qrl.simulator.plan import Plan, assemble, assemble_backward, make_plan
-from qrl.simulator.statevector import embed, entangler_table, halves, kron, pauli_operators
+from qrl.simulator.plan import (
+    Plan,
+    assemble,
+    assemble_backward,
+    fast_path_takes,
+    make_plan,
+    monomial,
+)
+from qrl.simulator.statevector import embed, halves, kron, pauli_operators
 
 GROUP = 4  # wires per group: Kronecker products of at most 16 x 16
 _I = np.eye(2, dtype=complex)
@@ -61,8 +68,6 @@ _S = np.diag([1, 1j])
 # Per rotation axis (x, y, z), a basis B with B Z B^H = sigma_axis.
 BASES = {0: _H, 1: _S @ _H, 2: _I}
 _AXES = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1 / math.sqrt(2), 0, 1 / math.sqrt(2)]])
-_CNOT = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]], dtype=complex)
-_CZ = np.diag([1, 1, 1, -1]).astype(complex)
 
 
 @dataclass(frozen=True)
@@ -162,17 +167,17 @@ def _make_schedule(circuit: Circuit) -> Schedule:
 
     row = 0
     for moment in circuit.moments:
-        if moment.gate in ENTANGLERS:
-            monomial = _monomial(moment.gate, moment.pairs, n, frame)
-            if monomial is None:  # not a permutation in this frame: leave it
+        if moment.spec.wires == 2:
+            found = _monomial(moment.gate, moment.pairs, n, frame)
+            if found is None:  # not a permutation in this frame: leave it
                 leave(_I)
                 frame = _I
-                monomial = _monomial(moment.gate, moment.pairs, n, frame)
-                assert monomial is not None
+                found = _monomial(moment.gate, moment.pairs, n, frame)
+                assert found is not None
             else:
                 leave(frame)
             start = zero if start is None else start
-            steps.append(_as_step(*monomial))
+            steps.append(_as_step(*found))
             continue
         axis = plan.axes[row]
         if row in per_sample and axis < 3:
@@ -202,30 +207,17 @@ def _up_to_phase(m: np.ndarray, target: np.ndarray) -> bool:
 
 
 def _monomial(
-    gate: str, pairs: tuple[tuple[int, int], ...], n: int, basis: np.ndarray
+    gate_name: str, pairs: tuple[tuple[int, int], ...], n: int, basis: np.ndarray
 ) -> tuple[tuple[int, ...], np.ndarray | None] | None:
     """An entangling pattern in the frame, (B^H)^n E B^n, as new[i] = phase[i] old[perm[i]];
     None when it is not a permutation with phases there."""
-    if np.allclose(basis, _I):
-        table = entangler_table(gate, pairs, n)
-        if gate == "CNOT":
-            return tuple(int(i) for i in table), None
-        return tuple(range(2**n)), table.astype(complex)
     frame = np.kron(basis, basis)
-    local = frame.conj().T @ (_CNOT if gate == "CNOT" else _CZ) @ frame
-    cols = np.argmax(np.abs(local) > 1e-9, axis=1)
-    if not np.allclose(np.abs(local[np.arange(4), cols]), 1):
+    local = frame.conj().T @ gate(gate_name).unitary().numpy() @ frame
+    found = monomial(local, pairs, n)
+    if found is None:
         return None
-    idx = np.arange(2**n)
-    perm, phase = idx.copy(), np.ones(2**n, dtype=complex)
-    for c, t in pairs:
-        bc, bt = n - 1 - c, n - 1 - t
-        row = ((idx >> bc) & 1) * 2 + ((idx >> bt) & 1)
-        col = cols[row]
-        source = (idx & ~((1 << bc) | (1 << bt))) | ((col >> 1) << bc) | ((col & 1) << bt)
-        phase = local[row, col] * phase[source]
-        perm = perm[source]
-    return tuple(int(i) for i in perm), None if np.allclose(phase, 1) else phase
+    perm, phase = found
+    return tuple(int(i) for i in perm), phase
 
 
 def _as_step(perm: tuple[int, ...], phase: np.ndarray | None) -> Monomial:
@@ -709,3 +701,9 @@ def run_frame(
     plan, schedule = make_plan(circuit), make_schedule(circuit)
     values, _ = frame_values(ops, plan, schedule, circuit.n_qubits, x, s, t, False)
     return ops.unwrap(values, inputs)
+
+
+def takes(circuit: Circuit, per_sample: bool) -> bool:
+    """The circuits this path runs: entangling, weights shared by the batch, fast-path gates
+    only (see :func:`~qrl.simulator.plan.fast_path_takes`)."""
+    return circuit.entangling and not per_sample and fast_path_takes(circuit)

@@ -17,11 +17,70 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from qrl.circuits import ENTANGLERS, Circuit, InputAngle, WeightAngle
+from qrl.circuits import Circuit, InputAngle, WeightAngle, gate
 from qrl.simulator.backend import Ops, device_of
 
+# The single-qubit gates of the fast paths: rotations about x, y, z, and the Hadamard.
 AXES = {"RX": 0, "RY": 1, "RZ": 2, "H": 3}
 PAULI_INDEX = {"X": 0, "Y": 1, "Z": 2}
+
+
+def monomial(
+    matrix: np.ndarray, pairs: tuple[tuple[int, int], ...], n: int
+) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """A two-qubit gate applied to each pair in turn, as new[i] = phase[i] old[perm[i]] on
+    n wires; None when its matrix is not a permutation with phases (a monomial matrix).
+
+    :param matrix: the 4x4 matrix (control first)
+    :param pairs: the (control, target) pairs, in order
+    :return: the permutation and the phases (None where all are 1)
+    """
+    cols = np.argmax(np.abs(matrix) > 1e-9, axis=1)
+    if not np.allclose(np.abs(matrix[np.arange(4), cols]), 1):
+        return None
+    idx = np.arange(2**n)
+    perm, phase = idx.copy(), np.ones(2**n, dtype=complex)
+    for c, t in pairs:
+        bc, bt = n - 1 - c, n - 1 - t
+        row = ((idx >> bc) & 1) * 2 + ((idx >> bt) & 1)
+        col = cols[row]
+        source = (idx & ~((1 << bc) | (1 << bt))) | ((col >> 1) << bc) | ((col & 1) << bt)
+        phase = matrix[row, col] * phase[source]
+        perm = perm[source]
+    return perm, None if np.allclose(phase, 1) else phase
+
+
+def is_monomial(name: str) -> bool:
+    """Whether a gate of the table is a fixed two-qubit permutation with phases that leaves
+    |00> in place up to a phase (CNOT, CZ, SWAP, iSWAP, ...): the entanglers the fast paths
+    take (the state-vector path skips them while the state is still |0...0>)."""
+    spec = gate(name)
+    if spec.wires != 2 or spec.trainable:
+        return False
+    nonzero = np.abs(spec.unitary().numpy()) > 1e-9
+    return bool((nonzero.sum(1) == 1).all() and nonzero[0, 0])
+
+
+def fast_path_takes(circuit: Circuit) -> bool:
+    """Whether the fast paths can run a circuit: single-qubit gates among :data:`AXES`,
+    fixed monomial two-qubit gates, and only the weights ``theta`` (layers, qubits,
+    rotations) and ``input_scale``. Every other circuit runs on the reference simulator."""
+    return _fast_path_takes(circuit)
+
+
+@functools.lru_cache(maxsize=128)
+def _fast_path_takes(circuit: Circuit) -> bool:
+    if not set(circuit.weight_shapes) <= {"theta", "input_scale"}:
+        return False
+    if len(circuit.weight_shapes.get("theta", ())) != 3:
+        return False
+    for m in circuit.moments:
+        if m.spec.wires == 2:
+            if not is_monomial(m.gate):
+                return False
+        elif m.gate not in AXES or (isinstance(m.angle, WeightAngle) and m.angle.name != "theta"):
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -75,7 +134,7 @@ def _make_plan(circuit: Circuit) -> Plan:
     program: list[tuple[str, int, int]] = []
     start = 0
     for i, m in enumerate(circuit.moments):
-        if m.gate in ENTANGLERS:
+        if m.spec.wires == 2:
             if len(axes) > start:
                 program.append(("rot", start, len(axes)))
             program.append(("ent", i, i + 1))

@@ -23,7 +23,7 @@ import torch
 
 from qrl.circuits import Circuit
 from qrl.simulator.backend import Ops, device_of, needs_graph, ops_for, unwrap_all, wrap_all
-from qrl.simulator.plan import Plan, assemble, assemble_backward, make_plan
+from qrl.simulator.plan import Plan, assemble, assemble_backward, fast_path_takes, make_plan
 
 _SQRT_HALF = 1 / math.sqrt(2)
 
@@ -147,3 +147,8 @@ def run_product(
 
 
 __all__ = ["Plan", "run_product"]
+
+
+def takes(circuit: Circuit, per_sample: bool) -> bool:
+    """The circuits this path runs: no two-qubit gates, fast-path gates only."""
+    return not circuit.entangling and fast_path_takes(circuit)

@@ -3,8 +3,9 @@
 The wires are split into two halves (a = ceil(n / 2) and b = n - a wires), so the amplitudes
 of a sample form a 2^a x 2^b matrix X and a run of single-qubit gates is X -> L X R^T, where
 L and R are the Kronecker products of each half's gates: two batched matrix products. The
-gates of a run are first fused into one 2x2 matrix per qubit and sample. A CNOT pattern is
-one gather, a CZ pattern one sign flip, and the readout takes, per wire, the partial trace of
+gates of a run are first fused into one 2x2 matrix per qubit and sample. An entangling
+pattern of a fixed gate that permutes basis states with phases (CNOT, CZ, SWAP, ...) is one
+gather and one product with the phases, and the readout takes, per wire, the partial trace of
 the two halves' density matrices X X^H and X^T X^*.
 
 The backward pass is written out, not taped. With lambda the gradient of the loss with
@@ -20,12 +21,12 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
-from qrl.circuits import Circuit
+from qrl.circuits import Circuit, gate
 from qrl.simulator.backend import (
     NumpyOps,
     Ops,
@@ -36,7 +37,14 @@ from qrl.simulator.backend import (
     unwrap_all,
     wrap_all,
 )
-from qrl.simulator.plan import Plan, assemble, assemble_backward, make_plan
+from qrl.simulator.plan import (
+    Plan,
+    assemble,
+    assemble_backward,
+    fast_path_takes,
+    make_plan,
+    monomial,
+)
 from qrl.simulator.product import bloch_forward
 
 TORCH_FROM_QUBITS = 10
@@ -175,45 +183,51 @@ def half_operators(ops: Ops, u: Any, n: int) -> tuple[Any, Any]:
     return kron(ops, u[:, :a]), kron(ops, u[:, a:])
 
 
-@functools.lru_cache(maxsize=64)
-def entangler_table(gate: str, pairs: tuple[tuple[int, int], ...], n: int) -> np.ndarray:
-    """A CNOT pattern as a gather index (new[i] = old[perm[i]]), a CZ pattern as signs."""
-    idx = np.arange(2**n)
+class Entangler(NamedTuple):
+    """A fixed two-qubit gate on its pairs as new = phase * old[perm] on (batch, 2^n)
+    amplitudes, and its adjoint old = (conj(phase) * new)[inverse]; None parts are skipped."""
 
-    def mask(wire: int) -> int:
-        return 1 << (n - 1 - wire)
-
-    if gate == "CNOT":
-        perm = idx.copy()
-        for c, t in pairs:
-            flip = np.where(idx & mask(c) != 0, idx ^ mask(t), idx)
-            perm = perm[flip]
-        return perm
-    sign = np.ones(2**n)
-    for p, q in pairs:
-        sign[(idx & mask(p) != 0) & (idx & mask(q) != 0)] *= -1
-    return sign
+    perm: Any
+    inverse: Any
+    phase: Any
+    phase_conj: Any
 
 
-def _entangler(ops: Ops, moment: Any, n: int, like: Any) -> tuple[Any, Any]:
-    """Forward and backward tables of an entangling moment, for the backend of ``like``."""
+def _entangler(ops: Ops, moment: Any, n: int, like: Any) -> Entangler:
+    """The tables of an entangling moment, for the backend, dtype and device of ``like``."""
     numpy = ops is NumpyOps
-    return _entangler_cached(numpy, moment.gate, moment.pairs, n, like.real.dtype, device_of(like))
+    return _entangler_cached(numpy, moment.gate, moment.pairs, n, like.dtype, device_of(like))
 
 
 @functools.lru_cache(maxsize=128)
 def _entangler_cached(
-    numpy: bool, gate: str, pairs: tuple[tuple[int, int], ...], n: int, dtype: Any, device: Any
-) -> tuple[Any, Any]:
+    numpy: bool, gate_name: str, pairs: tuple[tuple[int, int], ...], n: int, dtype: Any, device: Any
+) -> Entangler:
     ops: Ops = NumpyOps if numpy else TorchOps
-    table = entangler_table(gate, pairs, n)
-    if gate == "CNOT":
-        inverse = np.argsort(table)
-        return ops.index(tuple(table.tolist()), device), ops.index(tuple(inverse.tolist()), device)
-    signs = (
-        table.astype(dtype) if ops.xp is np else torch.as_tensor(table, dtype=dtype, device=device)
-    )
-    return signs, signs
+    found = monomial(gate(gate_name).unitary().numpy(), pairs, n)
+    if found is None:
+        raise ValueError(f"{gate_name} is not a permutation with phases")
+    perm, phase = found
+    identity = bool((perm == np.arange(2**n)).all())
+    index = None if identity else ops.index(tuple(perm.tolist()), device)
+    inverse = None if identity else ops.index(tuple(np.argsort(perm).tolist()), device)
+    if phase is None:
+        return Entangler(index, inverse, None, None)
+    if ops.xp is np:
+        return Entangler(index, inverse, phase.astype(dtype), phase.conj().astype(dtype))
+    as_tensor = functools.partial(torch.as_tensor, dtype=dtype, device=device)
+    return Entangler(index, inverse, as_tensor(phase), as_tensor(phase.conj()))
+
+
+def entangle(flat: Any, table: Entangler, adjoint: bool = False) -> Any:
+    """Apply an entangling moment (or its adjoint) to amplitudes (batch, 2^n)."""
+    if adjoint:
+        if table.phase_conj is not None:
+            flat = flat * table.phase_conj
+        return flat if table.inverse is None else flat[:, table.inverse]
+    if table.perm is not None:
+        flat = flat[:, table.perm]
+    return flat if table.phase is None else flat * table.phase
 
 
 def _per_wire(ops: Ops, left: Any, right: Any, n: int) -> Pair:
@@ -258,7 +272,7 @@ def statevector_values(
     a, b = halves(n)
     gates = _gates(ops, angles, plan.axes)
     mm = ops.matmul
-    state: Any = None  # None: still |0...0>, which CNOT and CZ leave alone
+    state: Any = None  # None: still |0...0>, which the entanglers leave alone
     runs: list[tuple[int, int, Pair, Any, Any, Any]] = []
     for kind, first, stop in plan.program:
         if kind == "rot":
@@ -273,11 +287,8 @@ def statevector_values(
                 state = mm(mm(left, state), right.swapaxes(-1, -2))
             runs.append((first, stop, u, left, right, state))
         elif state is not None:
-            moment = circuit.moments[first]
-            fwd, _ = _entangler(ops, moment, n, state)
-            flat = state.reshape(batch, 2**n)
-            flat = flat[:, fwd] if moment.gate == "CNOT" else flat * fwd
-            state = flat.reshape(batch, 2**a, 2**b)
+            table = _entangler(ops, circuit.moments[first], n, state)
+            state = entangle(state.reshape(batch, 2**n), table).reshape(batch, 2**a, 2**b)
     if state is None:
         state = ops.zeros((batch, 2**a, 2**b), angles, complex_=True)
         state[:, 0, 0] = 1
@@ -325,11 +336,9 @@ class StateVectorCircuit(torch.autograd.Function):
         coeffs: list[Any] = []  # per run, from last to first
         for kind, first, _ in reversed(plan.program):
             if kind == "ent":
-                moment = circuit.moments[first]
-                _, inv = _entangler(ops, moment, n, lam)
-                flat = lam.reshape(batch, 2**n)
-                flat = flat[:, inv] if moment.gate == "CNOT" else flat * inv
-                lam = flat.reshape(batch, 2**a, 2**b)
+                table = _entangler(ops, circuit.moments[first], n, lam)
+                lam = entangle(lam.reshape(batch, 2**n), table, adjoint=True)
+                lam = lam.reshape(batch, 2**a, 2**b)
                 continue
             _, _, u, left, right, out = runs.pop()
             coeffs.append(_run_coefficients(ops, u, lam, out, n))
@@ -394,3 +403,8 @@ def run_statevector(
     x, s, t = wrap_all(ops, inputs, scale, theta)
     values, _ = statevector_values(ops, make_plan(circuit), circuit, x, s, t)
     return ops.unwrap(values, inputs)
+
+
+def takes(circuit: Circuit, per_sample: bool) -> bool:
+    """The circuits this path runs: any of fast-path gates, weights shared or per sample."""
+    return fast_path_takes(circuit)

@@ -29,7 +29,7 @@ def describe_transpiled(info: dict[str, Any]) -> str:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """The side-by-side table of :func:`~qrl.hardware.evaluation.evaluate_executors`."""
+    """The side-by-side table of :func:`~qrl.evaluation.comparison.evaluate_executors`."""
     head = (
         f"{report['env']} {report['agent']} ({report['num_timesteps']} steps trained): "
         f"{report['episodes']} episodes, seeds {report['seed']}.."
@@ -62,7 +62,7 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def format_cost(cost: dict[str, Any]) -> str:
-    """The table of :func:`~qrl.hardware.evaluation.evaluation_cost`."""
+    """The table of :func:`~qrl.evaluation.comparison.evaluation_cost`."""
     rows = []
     for v in cost["variants"]:
         local = v["description"] == "torch"  # exact simulation: nothing is sent anywhere

@@ -3,7 +3,7 @@
 A *unit* is one policy circuit: the circuit on ``n`` qubits with its own angles, measured in
 one Pauli basis (or, for exact expectation values, not measured). A template holds ``k``
 units on disjoint qubits ``[j*n, (j+1)*n)``; its parameters are the units' angles in order,
-each unit's in the order of :func:`angle_moments` (moment-major, then qubit). Transpiled once
+each unit's in the order of :func:`angle_slots` (moment-major, then qubit or pair). Transpiled once
 per template, a template runs every batch through parameter binding.
 """
 
@@ -15,37 +15,53 @@ from typing import Any
 from qrl.circuits import Circuit
 
 
-def angle_moments(circuit: Circuit) -> list[int]:
-    """Indices of the moments that carry angles (the rotations)."""
-    return [i for i, m in enumerate(circuit.moments) if m.angle is not None]
+def angle_slots(circuit: Circuit) -> list[tuple[int, int]]:
+    """Every angle of one unit as (moment, target), in template order: moment-major, then
+    the qubits (or pairs) of the moment."""
+    n = circuit.n_qubits
+    return [
+        (i, k)
+        for i, m in enumerate(circuit.moments)
+        if m.angle is not None
+        for k in range(len(m.targets(n)))
+    ]
 
 
 def n_angles(circuit: Circuit) -> int:
-    """Angles of one unit: one per qubit of every rotation moment."""
-    return len(angle_moments(circuit)) * circuit.n_qubits
+    """Angles of one unit: one per qubit (or pair) of every moment that takes an angle."""
+    return len(angle_slots(circuit))
 
 
 def _append_unit(qc: Any, circuit: Circuit, params: Sequence[Any], offset: int) -> None:
-    n = circuit.n_qubits
+    """Append one unit's gates, each by its Qiskit name in the gate table."""
     i = 0
     for moment in circuit.moments:
-        gate = moment.gate
-        if gate == "H":
-            for q in range(n):
-                qc.h(offset + q)
-        elif gate in ("RX", "RY", "RZ"):
-            rotate = {"RX": qc.rx, "RY": qc.ry, "RZ": qc.rz}[gate]
-            for q in range(n):
-                rotate(params[i], offset + q)
+        append = getattr(qc, moment.spec.qiskit)
+        for wires in moment.targets(circuit.n_qubits):
+            qubits = [offset + w for w in wires]
+            if moment.angle is None:
+                append(*qubits)
+            else:
+                append(params[i], *qubits)
                 i += 1
-        elif gate == "CNOT":
-            for c, t in moment.pairs:
-                qc.cx(offset + c, offset + t)
-        elif gate == "CZ":
-            for c, t in moment.pairs:
-                qc.cz(offset + c, offset + t)
-        else:
-            raise ValueError(f"gate {gate} has no Qiskit translation")
+
+
+def for_aer(template: Any, circuit: Circuit) -> Any:
+    """A template as Aer runs it without a device: gates Aer does not know (iswap, ...)
+    decomposed, and so are parametrised two-qubit gates (crx, cry, crz), into which Aer 0.17
+    binds arrays of parameter values wrongly (it applied CRX(a) as the identity). For a
+    device, transpiling decomposes them anyway."""
+    from qiskit_aer import AerSimulator
+
+    known = set(AerSimulator().configuration().basis_gates)
+    names = {
+        m.spec.qiskit
+        for m in circuit.moments
+        if m.spec.qiskit not in known or (m.spec.wires == 2 and m.spec.trainable)
+    }
+    while names & {inst.operation.name for inst in template.data}:
+        template = template.decompose(gates_to_decompose=sorted(names))
+    return template
 
 
 def _rotate_to_z(qc: Any, pauli: str, qubit: int) -> None:

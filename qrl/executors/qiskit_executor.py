@@ -24,10 +24,10 @@ import torch
 
 from qrl.circuits import Circuit
 from qrl.errors import QrlError
-from qrl.hardware import qiskit_circuits as qc
-from qrl.hardware.backends import is_fake, require_qiskit, resolve_backend
-from qrl.hardware.cost import Cost
-from qrl.hardware.jobs import submit_with_retries
+from qrl.executors import qiskit_circuits as qc
+from qrl.executors.backends import is_fake, require_qiskit, resolve_backend
+from qrl.executors.cost import Cost
+from qrl.executors.jobs import submit_with_retries
 
 QISKIT_EXECUTORS = ("qiskit.aer", "qiskit.remote")
 OPTIONS = (
@@ -161,7 +161,7 @@ class QiskitExecutor:
 
             template = qc.template(circuit, bases)
             if self.device is None:  # Aer runs the template's own gates, at any width
-                self._compiled[key] = template
+                self._compiled[key] = qc.for_aer(template, circuit)
             else:
                 self._compiled[key] = transpile(
                     template,
@@ -195,9 +195,9 @@ class QiskitExecutor:
         self, circuit: Circuit, inputs: torch.Tensor, weights: Mapping[str, torch.Tensor]
     ) -> torch.Tensor:
         """Expectation values of a batch (see :class:`qrl.executors.Executor`)."""
-        batch, n = inputs.shape[0], circuit.n_qubits
-        angles = [a.expand(batch, n) for a in circuit.angles(inputs, weights) if a is not None]
-        flat = torch.stack(angles, dim=1).reshape(batch, -1)
+        batch = inputs.shape[0]
+        angles = [a.expand(batch, -1) for a in circuit.angles(inputs, weights) if a is not None]
+        flat = torch.cat(angles, dim=1)
         return _ParameterShift.apply(flat, self, circuit)
 
     def expectations(self, circuit: Circuit, angles: np.ndarray) -> np.ndarray:
@@ -346,10 +346,12 @@ def _check_packing(packing: int | str) -> int | str:
 class _ParameterShift(torch.autograd.Function):
     """Expectation values of sampled circuits, differentiated by the parameter-shift rule.
 
-    Every angle enters one rotation, so d<O>/da = (<O>(a + pi/2) - <O>(a - pi/2)) / 2, with
-    the same shots and noise as the forward pass. For a product circuit each output depends
-    only on its own qubit's angles, so one moment's angles are shifted on all qubits at once
-    (2 circuits per moment instead of 2 per angle).
+    Every angle enters one gate, so d<O>/da is the sum of c <O>(a + s) over the (c, s) of the
+    gate's shift rule (:attr:`qrl.circuits.Gate.shift_rule`: two terms, +-pi/2, for
+    rotations; four for controlled rotations), with the same shots and noise as the forward
+    pass. For a product circuit each output depends only on its own qubit's angles, so one
+    moment's angles are shifted on all qubits at once (one set of circuits per moment
+    instead of one per angle).
     """
 
     @staticmethod
@@ -367,25 +369,37 @@ class _ParameterShift(torch.autograd.Function):
         executor, circuit = ctx.executor, ctx.circuit
         x = flat.detach().cpu().double().numpy()
         g = grad_out.detach().cpu().double().numpy()
-        batch, p = x.shape
-        n = circuit.n_qubits
-        groups = (
-            [[j] for j in range(p)]
-            if circuit.entangling
-            else [list(range(m * n, (m + 1) * n)) for m in range(p // n)]
-        )
-        shifted = np.repeat(x[None, None], len(groups), axis=0).repeat(2, axis=1)
-        for i, group in enumerate(groups):
-            shifted[i, 0][:, group] += math.pi / 2
-            shifted[i, 1][:, group] -= math.pi / 2
-        f = executor.expectations(circuit, shifted.reshape(-1, p))
-        f = f.reshape(len(groups), 2, batch, -1)
-        d = (f[:, 0] - f[:, 1]) / 2  # (groups, batch, outputs)
+        batch = x.shape[0]
+        groups = _shift_groups(circuit)
+        shifted = []
+        for indices, rule in groups:
+            for _, shift in rule:
+                y = x.copy()
+                y[:, indices] += shift
+                shifted.append(y)
+        f = executor.expectations(circuit, np.concatenate(shifted)).reshape(-1, batch, g.shape[1])
         grad = np.zeros_like(x)
-        if circuit.entangling:
-            grad[:] = np.einsum("bo,jbo->bj", g, d)
-        else:
-            per_qubit = len(circuit.observables)
-            dq = (g[None] * d).reshape(len(groups), batch, n, per_qubit).sum(-1)
-            grad[:] = dq.transpose(1, 0, 2).reshape(batch, p)
+        term = 0
+        for indices, rule in groups:
+            d = sum(c * f[term + t] for t, (c, _) in enumerate(rule))  # (batch, outputs)
+            term += len(rule)
+            if circuit.entangling:
+                grad[:, indices[0]] = (g * d).sum(-1)
+            else:  # output o of qubit q depends on the angle of qubit q alone
+                per_qubit = len(circuit.observables)
+                dq = (g * d).reshape(batch, circuit.n_qubits, per_qubit).sum(-1)
+                grad[:, indices] = dq
         return torch.as_tensor(grad, dtype=flat.dtype, device=flat.device), None, None
+
+
+def _shift_groups(circuit: Circuit) -> list[tuple[list[int], tuple[tuple[float, float], ...]]]:
+    """The angles shifted together, with their gate's shift rule: one angle at a time for an
+    entangling circuit, one moment's (every qubit's) angles at once for a product circuit."""
+    slots = qc.angle_slots(circuit)
+    rules = [circuit.moments[m].spec.shift_rule for m, _ in slots]
+    if circuit.entangling:
+        return [([j], rules[j]) for j in range(len(slots))]
+    by_moment: dict[int, list[int]] = {}
+    for j, (m, _) in enumerate(slots):
+        by_moment.setdefault(m, []).append(j)
+    return [(indices, rules[indices[0]]) for indices in by_moment.values()]

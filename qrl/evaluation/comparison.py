@@ -1,10 +1,13 @@
 """Evaluate one policy under exact simulation, finite shots and device noise, side by side.
 
-Every variant plays the same episodes: episode ``i`` starts from ``reset(seed=seed + i)``,
-and the environments of a round run in lockstep, so each step of a round is one batched
-executor call (one submission) over the episodes still running. Progress is written after
-every round, so an interrupted evaluation keeps its finished episodes and the same command
-resumes it.
+Every variant plays the same episodes with the one episode runner
+(:func:`qrl.evaluation.episodes.play_episodes`, as ``qrl evaluate`` on the trained executor and the
+learning curve do): episode ``k`` starts from ``reset(seed=seed + k)``, and the environments
+of a round run in lockstep, so each step of a round is one batched executor call (one
+submission) over the episodes still running. Progress is written after every episode that
+ends, so an interrupted evaluation keeps its finished episodes and the same command resumes
+it. The report has the shape of every evaluation (:func:`qrl.evaluation.models.evaluation_report`)
+for the requested executor, and the compared variants in ``variants``.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import math
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -21,16 +23,16 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 
-from qrl.callbacks import executor_cost
 from qrl.errors import QrlError
-from qrl.experiment import EVAL_SEED_OFFSET, load_target, run_folder_of
-from qrl.extractors import CircuitRunner, circuit_modules, parameter_counts, set_executor
-from qrl.hardware.cost import Cost
+from qrl.evaluation.episodes import EVAL_SEED_OFFSET, Clock, Episode, play_episodes, statistics
+from qrl.evaluation.models import evaluation_report, load_target
+from qrl.executors.cost import Cost
+from qrl.extractors import CircuitRunner, circuit_modules, executor_cost, set_executor
 from qrl.presets import RunConfig
+from qrl.runs import add_executor_evaluation, run_folder_of, write_json
 
 
 @dataclass(frozen=True)
@@ -87,102 +89,6 @@ def variants(executor: str, options: Mapping[str, Any], reference: bool = True) 
     return out
 
 
-def _slice_state(state: Any, keep: list[int]) -> Any:
-    """Keep the recurrent states of the episodes still running (env axis 1)."""
-    if state is None:
-        return None
-    if isinstance(state, tuple):
-        return tuple(np.asarray(s)[:, keep] for s in state)
-    return np.asarray(state)[:, keep]
-
-
-@dataclass
-class Episode:
-    """One finished episode.
-
-    :param seed: its reset seed
-    :param ret: its return
-    :param length: its steps
-    :param agreeing: steps on which the action equals the reference policy's action
-    """
-
-    seed: int
-    ret: float = 0.0
-    length: int = 0
-    agreeing: int = 0
-
-
-@dataclass
-class Clock:
-    """Seconds spent in the reference policy (not the evaluated one), updated as it runs."""
-
-    reference_s: float = 0.0
-
-
-def play_round(
-    model: BaseAlgorithm,
-    config: RunConfig,
-    seeds: list[int],
-    deterministic: bool,
-    reference: BasePolicy | None = None,
-    on_episode: Callable[[Episode], None] | None = None,
-    clock: Clock | None = None,
-) -> list[Episode]:
-    """Play one episode per seed in lockstep; one policy call per step for all running ones.
-
-    :param reference: a policy asked for its action on the same observations at every step
-        (exact simulation of the same weights), to count the steps on which both agree
-    :param on_episode: called as each episode ends
-    :param clock: accumulates the time spent in ``reference``
-    :return: the episodes, in seed order
-    """
-    envs = [gym.make(config.env_id, **config.env_kwargs) for _ in seeds]
-    clock = clock or Clock()
-    try:
-        obs = [env.reset(seed=s)[0] for env, s in zip(envs, seeds, strict=True)]
-        episodes = [Episode(s) for s in seeds]
-        active = list(range(len(seeds)))
-        state: Any = None
-        ref_state: Any = None
-        starts = np.ones(len(active), dtype=bool)
-        while active:
-            batch = np.stack([obs[i] for i in active])
-            actions, state = model.predict(
-                batch, state=state, episode_start=starts, deterministic=deterministic
-            )
-            same = np.zeros(len(active), dtype=bool)
-            if reference is not None:
-                tick = time.perf_counter()
-                expected, ref_state = reference.predict(
-                    batch, state=ref_state, episode_start=starts, deterministic=True
-                )
-                same = np.all(
-                    np.reshape(expected, (len(active), -1))
-                    == np.reshape(actions, (len(active), -1)),
-                    axis=1,
-                )
-                clock.reference_s += time.perf_counter() - tick
-            keep = []
-            for j, i in enumerate(active):
-                obs[i], reward, terminated, truncated, _ = envs[i].step(actions[j])
-                episode = episodes[i]
-                episode.ret += float(reward)
-                episode.length += 1
-                episode.agreeing += int(same[j])
-                if not (terminated or truncated):
-                    keep.append(j)
-                elif on_episode is not None:
-                    on_episode(episode)
-            if len(keep) < len(active):
-                state, ref_state = _slice_state(state, keep), _slice_state(ref_state, keep)
-            active = [active[j] for j in keep]
-            starts = np.zeros(len(active), dtype=bool)
-        return episodes
-    finally:
-        for env in envs:
-            env.close()
-
-
 def exact_reference(model: BaseAlgorithm) -> BasePolicy:
     """A copy of the model's policy that runs its circuits on the exact torch simulator."""
     policy = copy.deepcopy(model.policy)
@@ -195,31 +101,18 @@ def total_cost(model: BaseAlgorithm) -> Cost:
     return executor_cost(model) or Cost()
 
 
-def summary(returns: list[float]) -> dict[str, Any]:
-    """Mean, standard deviation, standard error, min and max of returns."""
-    r = np.asarray(returns, dtype=float)
-    std = float(r.std(ddof=1)) if len(r) > 1 else 0.0
-    return {
-        "mean_return": float(r.mean()),
-        "std_return": std,
-        "sem_return": std / math.sqrt(len(r)),
-        "min_return": float(r.min()),
-        "max_return": float(r.max()),
-    }
-
-
 def transpile_info(model: BaseAlgorithm, batch: int) -> list[dict[str, Any]]:
     """Transpilation reports of every circuit of a model on its current executor."""
     out = []
     for path, module in circuit_modules(model):
-        report = getattr(module.executor, "transpile_report", None)
+        report = module.executor.transpile_report(module.circuit, batch)
         if report is not None:
-            out.append({"module": path or "features_extractor"} | report(module.circuit, batch))
+            out.append({"module": path or "features_extractor"} | report)
     return out
 
 
 class _Recorder:
-    """Records each finished episode of a round, with the cost and time spent so far."""
+    """Records each finished episode of a variant, with the cost and time spent so far."""
 
     def __init__(
         self, model: BaseAlgorithm, entry: dict[str, Any], save: Callable[[dict[str, Any]], None]
@@ -242,17 +135,31 @@ def evaluate_variant(
     model: BaseAlgorithm,
     config: RunConfig,
     variant: Variant,
-    seeds: list[int],
+    episodes: int,
+    seed: int,
     n_envs: int,
     deterministic: bool,
     done: Mapping[str, Any] | None,
     save: Callable[[dict[str, Any]], None],
 ) -> dict[str, Any]:
-    """Play every seed's episode on one variant, saving as each episode ends.
+    """Play the evaluation's episodes on one variant, saving as each episode ends.
 
+    Episode ``k`` starts from ``reset(seed=seed + k)``
+    (:func:`~qrl.evaluation.episodes.play_episodes`), in rounds of ``n_envs`` episodes in
+    lockstep; episodes already finished are not played again.
+
+    :param model: the model; its circuits are switched to the variant's executor
+    :param config: its run configuration
+    :param variant: how to run the circuits
+    :param episodes: number of episodes
+    :param seed: seed of episode 0
+    :param n_envs: episodes played at once (one executor call per step)
+    :param deterministic: take the most likely action
     :param done: this variant's saved progress (its finished episodes), to resume from
     :param save: called with the progress whenever an episode ends
-    :return: the variant's report: returns and lengths in seed order, cost, wall time
+    :return: the variant's report: returns and lengths in episode order, their
+        :func:`~qrl.evaluation.episodes.statistics`, cost, wall time and, against exact simulation,
+        the share of steps with the same action
     """
     set_executor(model, variant.executor, variant.options)
     entry: dict[str, Any] = {
@@ -269,18 +176,25 @@ def evaluate_variant(
     entry["transpiled"] = transpile_info(model, n_envs)
     compared = deterministic and variant.executor != "torch"
     reference = exact_reference(model) if compared else None
-    todo = [s for s in seeds if str(s) not in entry["episodes"]]
-    for i in range(0, len(todo), n_envs):
-        recorder = _Recorder(model, entry, save)
-        play_round(
-            model, config, todo[i : i + n_envs], deterministic, reference, recorder, recorder.clock
-        )
-    played = [entry["episodes"][str(s)] for s in seeds]
+    todo = [k for k in range(episodes) if str(seed + k) not in entry["episodes"]]
+    recorder = _Recorder(model, entry, save)
+    play_episodes(
+        model,
+        config,
+        todo,
+        seed,
+        deterministic,
+        n_envs=n_envs,
+        reference=reference,
+        on_episode=recorder,
+        clock=recorder.clock,
+    )
+    played = [entry["episodes"][str(seed + k)] for k in range(episodes)]
     entry["returns"] = [float(e[0]) for e in played]
     entry["lengths"] = [int(e[1]) for e in played]
     if compared:  # the share of steps on which the action is exact simulation's action
         entry["action_agreement"] = sum(e[2] for e in played) / max(sum(entry["lengths"]), 1)
-    return entry | summary(entry["returns"])
+    return entry | statistics(entry["returns"], entry["lengths"])
 
 
 def dry_run(
@@ -304,10 +218,8 @@ def dry_run(
     shots = int(variant.options.get("shots") or 0)
     for size in rounds:
         for module in modules:
-            executor = module.executor
-            report = getattr(executor, "transpile_report", None)
-            if report is not None:
-                info = report(module.circuit, size)
+            info = module.executor.transpile_report(module.circuit, size)
+            if info is not None:
                 per_call, policy = info["circuits_per_call"], info["policy_circuits_per_call"]
             else:
                 per_call = policy = size
@@ -350,15 +262,12 @@ class Progress:
 
     def episodes_done(self) -> int:
         """Episodes already played, over all variants."""
-        return sum(len(v.get("returns", [])) for v in self.variants.values())
+        return sum(len(v.get("episodes", {})) for v in self.variants.values())
 
     def save(self, label: str, entry: dict[str, Any]) -> None:
         """Record a variant's progress (atomically)."""
         self.variants[label] = entry
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"settings": self.settings, "variants": self.variants}) + "\n")
-        tmp.replace(self.path)
+        write_json(self.path, {"settings": self.settings, "variants": self.variants}, None)
 
 
 def evaluate_executors(
@@ -383,13 +292,16 @@ def evaluate_executors(
     :param executor: executor name ("qiskit.aer", "qiskit.remote", "default.qubit", ...)
     :param options: its options (shots, backend, noise, packing, ...)
     :param episodes: episodes per variant; the env preset's by default
-    :param seed: seed of episode 0 (episode i uses seed + i); the run's seed + 10000
+    :param seed: seed of episode 0 (episode k uses seed + k); the run's seed + 10000
     :param deterministic: take the most likely action
     :param reference: also run exact simulation and ideal shots
     :param restart: discard saved progress
     :param env: task of a model file outside a run folder
     :param algorithm: algorithm of such a model file
-    :return: the report: settings and one entry per variant, with returns and costs
+    :return: the report: :func:`~qrl.evaluation.models.evaluation_report` of the requested
+        executor (``mean_return``, ``std_return``, ``returns``, ``lengths``, ...; sample
+        standard deviation), ``n_envs``, and in ``variants`` one entry per variant (the
+        requested one last), with its returns, statistics and costs
     """
     model, config, model_path = load_target(target, env, algorithm)
     episodes = episodes or config.eval_episodes
@@ -414,37 +326,35 @@ def evaluate_executors(
     }
     name = todo[-1].tag()
     progress = Progress(_progress_path(model_path, name), settings, restart)
-    if progress.episodes_done():
-        print(
-            f"qrl: resuming {name}: {progress.episodes_done()} episodes done ({progress.path})",
-            file=sys.stderr,
-        )
-    seeds = [first + i for i in range(episodes)]
+    done = progress.episodes_done()
+    if 0 < done < episodes * len(todo):  # a finished evaluation is reported, not resumed
+        print(f"qrl: resuming {name}: {done} episodes done ({progress.path})", file=sys.stderr)
     results = []
     for variant in todo:
         entry = evaluate_variant(
             model,
             config,
             variant,
-            seeds,
+            episodes,
+            first,
             n_envs,
             deterministic,
             progress.variants.get(variant.label),
             functools.partial(progress.save, variant.label),
         )
         results.append(entry)
-    report = {
-        "env": config.env_id,
-        "agent": config.agent,
-        "episodes": episodes,
-        "seed": first,
-        "deterministic": deterministic,
-        "n_envs": n_envs,
-        "num_timesteps": int(model.num_timesteps),
-        "parameters": parameter_counts(model),
-        "solved_threshold": config.solved,
-        "variants": results,
-    }
+    requested = results[-1]  # the top level describes the requested executor's variant
+    report = evaluation_report(
+        model,
+        config,
+        requested["returns"],
+        requested["lengths"],
+        first,
+        deterministic,
+        requested["executor"],
+        n_envs,
+    )
+    report["variants"] = results
     _store(model_path, name, report)
     return report
 
@@ -489,12 +399,5 @@ def _progress_path(model_path: Path, name: str) -> Path:
 def _store(model_path: Path, name: str, report: dict[str, Any]) -> None:
     """Put the report into the run's eval.json, under ``executors``."""
     run = run_folder_of(model_path)
-    if run is None:
-        return
-    path = run / "eval.json"
-    try:
-        data = json.loads(path.read_text()) if path.is_file() else {}
-    except (OSError, json.JSONDecodeError):
-        data = {}
-    data.setdefault("executors", {})[name] = report
-    path.write_text(json.dumps(data, indent=2) + "\n")
+    if run is not None:
+        add_executor_evaluation(run, name, report)

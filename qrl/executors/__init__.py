@@ -1,5 +1,14 @@
-"""Executors by name: "torch" (the built-in exact simulator), "qiskit.aer" and "qiskit.remote"
-(shots, IBM devices' noise, IBM Quantum hardware), or any PennyLane device."""
+"""Executors by name: "torch" (the built-in exact simulator, :mod:`qrl.simulator`),
+"qiskit.aer" and "qiskit.remote" (shots, IBM devices' noise, IBM Quantum hardware), or any
+PennyLane device.
+
+- :mod:`~qrl.executors.pennylane_executor`: any PennyLane device, one broadcast call a batch;
+- :mod:`~qrl.executors.qiskit_executor`: Qiskit's Aer and IBM Quantum devices, one job a
+  batch, packing, parameter shift; :mod:`~qrl.executors.qiskit_circuits` builds the templates;
+- :mod:`~qrl.executors.backends`: fake IBM devices offline, IBM Quantum devices online,
+  credentials; :mod:`~qrl.executors.jobs`: submissions with retries and time limits;
+- :mod:`~qrl.executors.cost`: circuits, shots, submissions and time spent.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +19,7 @@ import torch
 
 from qrl.circuits import Circuit
 from qrl.errors import QrlError
+from qrl.executors.cost import Cost
 
 
 class Executor(Protocol):
@@ -17,22 +27,33 @@ class Executor(Protocol):
 
     ``inputs`` has shape (batch, n_qubits, features_per_qubit); ``weights`` holds tensors of
     the circuit's weight shapes (``theta`` may carry the batch dimension); the result has
-    shape (batch, circuit.n_outputs). Executors that send circuits somewhere (shots, devices)
-    also count what they spend in a ``cost`` attribute (:class:`qrl.hardware.cost.Cost`).
+    shape (batch, circuit.n_outputs).
+
+    :ivar name: the executor's name ("torch", "default.qubit", "qiskit.aer", ...)
     """
 
     name: str
 
+    @property
+    def cost(self) -> Cost | None:
+        """What the executor spent so far; None for exact simulation."""
+        ...
+
     def __call__(
         self, circuit: Circuit, inputs: torch.Tensor, weights: Mapping[str, torch.Tensor]
     ) -> torch.Tensor: ...
+
+    def transpile_report(self, circuit: Circuit, batch: int = 1) -> dict[str, Any] | None:
+        """Depth, gate counts, qubits and packing of the device circuits for ``batch``
+        samples; None where nothing is transpiled."""
+        ...
 
 
 def make_executor(name: str, options: Mapping[str, Any] | None = None) -> Executor:
     """Build an executor by name.
 
     :param name: "torch"; "qiskit.aer" or "qiskit.remote" (see
-        :class:`~qrl.hardware.qiskit_executor.QiskitExecutor`); or any other PennyLane
+        :class:`~qrl.executors.qiskit_executor.QiskitExecutor`); or any other PennyLane
         device name such as "default.qubit", "default.mixed", "lightning.qubit" or
         "braket.local.qubit"
     :param options: for qiskit executors, those of ``QiskitExecutor``; for PennyLane
@@ -40,7 +61,7 @@ def make_executor(name: str, options: Mapping[str, Any] | None = None) -> Execut
     :return: the executor
     """
     options = dict(options or {})
-    from qrl.hardware.backends import check_no_secrets
+    from qrl.executors.backends import check_no_secrets
 
     check_no_secrets(options)
     if name == "torch":
@@ -49,12 +70,12 @@ def make_executor(name: str, options: Mapping[str, Any] | None = None) -> Execut
         from qrl.simulator import TorchSimulator
 
         return TorchSimulator()
-    from qrl.hardware.qiskit_executor import OPTIONS, QISKIT_EXECUTORS, QiskitExecutor
+    from qrl.executors.qiskit_executor import OPTIONS, QISKIT_EXECUTORS, QiskitExecutor
 
     if name in QISKIT_EXECUTORS:
         _check_options(options, OPTIONS)
         return QiskitExecutor(name, **options)
-    from qrl.pennylane_executor import PennyLaneExecutor
+    from qrl.executors.pennylane_executor import PennyLaneExecutor
 
     _check_options(options, ("diff_method", "shots", "device_options"))
     return PennyLaneExecutor(name, **options)

@@ -15,10 +15,8 @@ import torch
 
 from qrl.circuits import Circuit
 from qrl.errors import QrlError, choices_hint
-from qrl.hardware.backends import BRAKET_EXTRA, IBM_EXTRA
-from qrl.hardware.cost import Cost
-
-_GATES = {"H", "RX", "RY", "RZ", "CNOT", "CZ"}
+from qrl.executors.backends import BRAKET_EXTRA, IBM_EXTRA
+from qrl.executors.cost import Cost
 
 
 def available_devices() -> list[str]:
@@ -29,26 +27,18 @@ def available_devices() -> list[str]:
 
 
 def apply_moments(circuit: Circuit, angles: list[Any]) -> None:
-    """Queue the circuit's gates inside a PennyLane quantum function."""
+    """Queue the circuit's gates inside a PennyLane quantum function (each gate by its
+    PennyLane name in the gate table)."""
     import pennylane as qml
 
-    ops = {"RX": qml.RX, "RY": qml.RY, "RZ": qml.RZ}
+    n = circuit.n_qubits
     for moment, theta in zip(circuit.moments, angles, strict=True):
-        gate = moment.gate
-        if gate == "H":
-            for q in range(circuit.n_qubits):
-                qml.Hadamard(wires=q)
-        elif gate in ops:
-            for q in range(circuit.n_qubits):
-                ops[gate](theta[..., q], wires=q)
-        elif gate == "CNOT":
-            for c, t in moment.pairs:
-                qml.CNOT(wires=[c, t])
-        elif gate == "CZ":
-            for c, t in moment.pairs:
-                qml.CZ(wires=[c, t])
-        else:
-            raise ValueError(f"gate {gate} is not among {sorted(_GATES)}")
+        operation = getattr(qml, moment.spec.pennylane)
+        for k, wires in enumerate(moment.targets(n)):
+            if theta is None:
+                operation(wires=list(wires))
+            else:
+                operation(theta[..., k], wires=list(wires))
 
 
 def measurements(circuit: Circuit) -> list[Any]:
@@ -103,6 +93,10 @@ class PennyLaneExecutor:
         self.device_options = dict(device_options or {})
         self._qnodes: dict[Circuit, Any] = {}
         self.cost = Cost()
+
+    def transpile_report(self, circuit: Circuit, batch: int = 1) -> None:
+        """PennyLane devices are given the circuit as it is: nothing to report."""
+        return None
 
     def qnode(self, circuit: Circuit) -> Any:
         """The (cached) QNode that runs ``circuit`` on this device."""
