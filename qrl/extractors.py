@@ -364,8 +364,9 @@ class DenseExtractor(BaseFeaturesExtractor):
 def executor_cost(model: BaseAlgorithm | BasePolicy) -> Cost | None:
     """The summed cost counters of a model's circuit executors (None when none counts: exact
     simulation spends nothing)."""
-    costs = [m.executor.cost for _, m in circuit_modules(model)]
-    found = [c for c in costs if c is not None]
+    # The executors already built: reading a counter must not connect to a device.
+    built = [m._executor for _, m in circuit_modules(model) if m._executor is not None]
+    found = [e.cost for e in built if e.cost is not None]
     if not found:
         return None
     total = Cost()

@@ -149,10 +149,12 @@ class FastWeightCell(CircuitRunner):
         self._stats = [0.0, 0.0, 0, 0.0, 0, 0.0]
 
     def quantum_parameters(self) -> list[nn.Parameter]:
-        """The circuit's own parameters: input and output scales, learned initial angles."""
+        """The circuit's own parameters: input and output scales, learned initial angles,
+        and weights the circuit declares beside ``theta`` (a trainable entangler's ``phi``)."""
         params = [self.input_scale, self.output_scale]
         if isinstance(self.theta, nn.Parameter):
             params.append(self.theta)
+        params += [getattr(self, name) for name in self.extra_weights]
         return [p for p in params if p is not None]
 
     def updates(self, observations: torch.Tensor) -> torch.Tensor:

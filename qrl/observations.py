@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -123,6 +124,10 @@ class ObservationEncoder(nn.Module):
         self.register_buffer("linear", linear, persistent=False)
         self.register_buffer("low", low, persistent=False)
         self.register_buffer("high", high, persistent=False)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("_modules", {}).setdefault("network", None)  # pickled before encoders
+        super().__setstate__(state)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Map a batch of preprocessed observations to circuit inputs."""

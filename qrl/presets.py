@@ -247,6 +247,15 @@ class RunConfig:
         return cls(**{k: copy.deepcopy(v) for k, v in data.items() if k in names})
 
 
+def _absolute_circuit_file(policy: dict[str, Any]) -> None:
+    """A circuit family named by file (``path/file.py:function``) is recorded with its
+    absolute path, so that the saved model loads from any folder."""
+    circuit = policy.get("circuit")
+    if isinstance(circuit, str) and ".py:" in circuit:
+        where, _, attr = circuit.rpartition(":")
+        policy["circuit"] = f"{Path(where).expanduser().resolve()}:{attr}"
+
+
 def merge_config(
     agent: str,
     env: str,
@@ -296,6 +305,7 @@ def merge_config(
         **task_settings(env_name, env_data),
     )
     apply_overrides(config, items)
+    _absolute_circuit_file(config.policy)
     if timesteps is not None:
         config.timesteps = int(timesteps)
     if executor is not None:

@@ -208,7 +208,7 @@ class Run:
     @property
     def model_path(self) -> Path:
         """The latest saved model."""
-        return self.path / "model.zip"
+        return self.path / MODEL
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -261,6 +261,14 @@ class Run:
         data = read_yaml(self.path / CONFIG) | values
         write_atomic(self.path / CONFIG, yaml.safe_dump(data, sort_keys=False))
 
+    def checkpoint_path(self, steps: int) -> Path:
+        """The periodic checkpoint after ``steps`` environment steps (SB3's naming)."""
+        return self.checkpoint_dir / f"model_{steps}_steps.zip"
+
+    def replay_buffer_path(self, steps: int) -> Path:
+        """The replay buffer saved with that checkpoint (off-policy algorithms)."""
+        return self.checkpoint_dir / f"model_replay_buffer_{steps}_steps.pkl"
+
     def checkpoints(self) -> list[tuple[int, Path]]:
         """The periodic checkpoints as (timesteps, file), in order."""
         found = []
@@ -285,7 +293,7 @@ def open_run(path: str | Path) -> Run:
     :raises QrlError: if the folder holds no qrl configuration
     """
     folder = Path(path)
-    config_path = folder / "config.yaml"
+    config_path = folder / CONFIG
     if not config_path.is_file():
         raise QrlError(f"{folder} is not a qrl run folder (no config.yaml)")
     return Run(folder, RunConfig.from_dict(read_yaml(config_path), str(config_path)))
@@ -302,11 +310,16 @@ def default_run_dir(config: RunConfig, root: Path = Path("runs")) -> Path:
     return path
 
 
+def holds_run(folder: Path) -> bool:
+    """Whether a folder holds a run (its config.yaml)."""
+    return (folder / CONFIG).is_file()
+
+
 def run_folder_of(model_path: Path) -> Path | None:
     """The run folder a model file belongs to (its own folder or, for checkpoints, the one
     above), or None."""
     for folder in (model_path.parent, model_path.parent.parent):
-        if (folder / "config.yaml").is_file():
+        if holds_run(folder):
             return folder
     return None
 

@@ -29,7 +29,7 @@ from qrl.evaluation.models import write_final_evaluation
 from qrl.executors.cost import Cost
 from qrl.extractors import executor_cost, parameter_counts, set_executor
 from qrl.presets import RunConfig, apply_overrides, parse_override
-from qrl.runs import Run, default_run_dir, open_run, versions
+from qrl.runs import Run, default_run_dir, holds_run, open_run, versions
 
 
 def _flat(prefix: str, value: Any, out: dict[str, Any]) -> dict[str, Any]:
@@ -71,7 +71,7 @@ def train(
     """
     config = resolve_config(agent, env, seed, timesteps, executor, overrides)
     path = Path(run_dir) if run_dir is not None else default_run_dir(config)
-    if (path / "config.yaml").exists():
+    if holds_run(path):
         raise QrlError(f"{path} already holds a run; resume it with --resume {path}")
     envs = make_envs(config, seed=config.seed)
     model = build_model(config, envs)  # fails on bad input before the folder is made
@@ -118,7 +118,7 @@ def resume(path: str | Path, timesteps: int | None = None, progress: bool = True
     if curve is not None:  # evaluations after the checkpoint are repeated
         run.write_curve(curve)
     if isinstance(model, OffPolicyAlgorithm):
-        buffer = checkpoint.with_name(f"model_replay_buffer_{steps}_steps.pkl")
+        buffer = run.replay_buffer_path(steps)
         if buffer.is_file():
             model.load_replay_buffer(buffer)
     print(f"resuming {run.path} from {steps} steps", file=sys.stderr)
@@ -174,7 +174,7 @@ def finetune(
     tag = Variant("", executor, dict(options or {})).tag()
     default = src.path.with_name(f"{src.path.name}-finetune-{tag}")
     path = Path(run_dir) if run_dir is not None else default
-    if (path / "config.yaml").exists():
+    if holds_run(path):
         raise QrlError(f"{path} already holds a run; resume it with --resume {path}")
     changes = {k.split(".", 1)[1]: v for k, v in items if k.startswith("hyperparameters.")}
     envs = make_envs(config, seed=config.seed + 1_000_000)
@@ -271,11 +271,9 @@ def _learn(run: Run, model: BaseAlgorithm, progress: bool, checkpoints: int) -> 
     evaluating = curve.seconds if curve is not None else 0.0
     # The final state is also the latest checkpoint, so --resume always starts from it.
     model.save(run.model_path)
-    model.save(run.checkpoint_dir / f"model_{model.num_timesteps}_steps.zip")
+    model.save(run.checkpoint_path(model.num_timesteps))
     if isinstance(model, OffPolicyAlgorithm):
-        model.save_replay_buffer(
-            run.checkpoint_dir / f"model_replay_buffer_{model.num_timesteps}_steps.pkl"
-        )
+        model.save_replay_buffer(run.replay_buffer_path(model.num_timesteps))
     steps = model.num_timesteps - start_steps
     training = elapsed - evaluating
     extra: dict[str, Any] = {}

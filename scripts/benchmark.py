@@ -98,12 +98,19 @@ class MlpLayer(nn.Module):
         return torch.cat([pi, vf], -1)
 
 
+def circuit_options(label: str) -> dict[str, Any]:
+    """A circuit of the grid: a family name, optionally with circuit options after slashes,
+    e.g. ``entangled/entangler=crz/pattern=all``."""
+    name, *options = label.split("/")
+    return {"circuit": name} | dict(option.split("=", 1) for option in options)
+
+
 def make_layer(executor: str, circuit: str, qubits: int, layers: int) -> nn.Module:
     """The module timed for one executor."""
     if executor == "mlp":
         return MlpLayer(qubits)
     space = gym.spaces.Box(-np.inf, np.inf, (qubits,), np.float32)
-    kwargs: dict[str, Any] = {"circuit": circuit, "n_layers": layers}
+    kwargs: dict[str, Any] = circuit_options(circuit) | {"n_layers": layers}
     if executor.startswith("torch"):
         kwargs["dtype"] = "float64" if executor.endswith("f64") else "float32"
     else:
@@ -193,14 +200,14 @@ def layer_section(args: argparse.Namespace) -> list[LayerResult]:
                 e
                 for e in args.executors
                 if (e, circuit, qubits, layers, mode) not in over
-                and (e != "torch-sv" or circuit == "entangled")
+                and (e != "torch-sv" or circuit.startswith("entangled"))
             ]
             rows = bench_config(*config, chosen, args.rounds, args.target, args.budget)
             skipped = "skipped: a smaller batch was over budget"
             rows += [
                 LayerResult(*config, e, note=skipped)
                 for e in args.executors
-                if e not in chosen and (e != "torch-sv" or circuit == "entangled")
+                if e not in chosen and (e != "torch-sv" or circuit.startswith("entangled"))
             ]
             for r in rows:
                 if r.note.startswith("one call"):
@@ -629,7 +636,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=["layer", "e2e", "memory", "products"],
     )
     p.add_argument("--quick", action="store_true", help="a small grid, for a smoke test")
-    p.add_argument("--circuits", nargs="+", default=["unentangled", "entangled"])
+    p.add_argument(
+        "--circuits",
+        nargs="+",
+        default=["unentangled", "entangled"],
+        help="circuit families, options after slashes: entangled/entangler=crz/pattern=all",
+    )
     p.add_argument("--qubits", nargs="+", type=int, default=[4, 8, 12])
     p.add_argument("--layers", nargs="+", type=int, default=[1, 3])
     p.add_argument("--batches", nargs="+", type=int, default=[1, 64, 256, 2048])

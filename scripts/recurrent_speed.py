@@ -25,8 +25,8 @@ import torch
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 
 from qrl import agents
+from qrl.agents import resolve_config
 from qrl.envs import make_envs
-from qrl.presets import resolve_config
 
 AGENTS = ("qfwp", "lstm", "lstm (sb3-contrib MlpLstmPolicy)", "unentangled")
 

@@ -305,7 +305,7 @@ def test_weight_shapes_and_init():
         ("entangled", {"pattern": "star"}, "unknown pattern 'star'"),
         ("entangled", {"pattern": "range:x"}, "range:R needs a whole R"),
         ("no_such_module:family", {}, "cannot import 'no_such_module'"),
-        ("qrl.circuits:nothing_here", {}, "has no function or registered family"),
+        ("qrl.circuits:nothing_here", {}, "has no function .nothing_here."),
         ("unentangled", {"n_layers": 0}, "at least one qubit and one layer"),
         ("unentangled", {"depth": 3}, "bad option for circuit"),
     ],
@@ -327,3 +327,35 @@ def test_drawing_without_pennylane():
     assert lines[1] == "1: ─RX(x)─RZ(θ)─RY(θ)─RZ(θ)─●─●─│─┤ <Z>"
     euler = make_circuit("unentangled", 1, n_layers=1, encoding="euler", rotations="y")
     assert euler.draw() == "0: ─H─RZ(x0)─RY(x1)─RZ(x2)─RY(θ)─┤ <X> <Y> <Z>"
+
+
+def test_circuits_are_checked_when_built():
+    """Angles outside the declared weights, unknown gates and bad families: one clear line."""
+    rx = Moment("RX", WeightAngle(1, 0))
+    with pytest.raises(QrlError, match=r"reads theta\[1, :3, 0\], but theta is declared \(1, 3, 1\)"):
+        Circuit("c", 3, 1, (rx,), ("Z",), {"theta": (1, 3, 1)})
+    with pytest.raises(QrlError, match="declared nowhere"):
+        Circuit("c", 3, 1, (Moment("CRZ", WeightAngle(0, 0, "phi"), ((0, 1),)),), ("Z",), {})
+    with pytest.raises(QrlError, match="gate 'NOPE' is not registered"):
+        Circuit("c", 1, 1, (Moment("NOPE"),), ("Z",), {})
+    with pytest.raises(QrlError, match="write module:function"):
+        make_circuit(":f", 2)
+    with pytest.raises(QrlError, match="takes no pattern"):
+        make_circuit("unentangled", 2, pattern="all")
+    # Two circuits that differ only in their weight shapes are different circuits.
+    a = Circuit("c", 2, 1, (Moment("RX", WeightAngle(0, 0)),), ("Z",), {"theta": (1, 2, 1)})
+    b = Circuit("c", 2, 1, (Moment("RX", WeightAngle(0, 0)),), ("Z",), {"theta": (1, 2, 2)})
+    assert a != b and hash(a) != hash(b)
+
+
+def test_gates_are_checked_when_registered():
+    from qrl.circuits import Gate, register_gate
+    from qrl.circuits.gates import TWO_TERM, fixed, rotation
+
+    with pytest.raises(QrlError, match="already registered with a different matrix"):
+        register_gate(Gate("RX", 1, rotation("Y"), True, "RY", "ry", TWO_TERM), replace=True)
+    with pytest.raises(QrlError, match="shift rule"):
+        register_gate(Gate("HALF", 1, rotation("Y"), True, "RY", "ry", ((1.0, 0.5),)))
+    with pytest.raises(QrlError, match="must be a 2x2 unitary"):
+        register_gate(Gate("TWICE", 1, fixed(((2, 0), (0, 2))), False, "X", "x"))
+    assert "HALF" not in GATES and "TWICE" not in GATES

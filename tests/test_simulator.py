@@ -271,7 +271,7 @@ def test_a_batch_that_cannot_fit_is_refused_before_allocating(monkeypatch):
     from qrl.errors import QrlError
     from qrl.simulator import memory
 
-    monkeypatch.setattr(memory, "available_memory", lambda: 2**30)
+    monkeypatch.setattr(memory, "available_memory", lambda device=None: 2**30)
     circuit = make_circuit("entangled", 20, n_layers=1)
     inputs = torch.zeros(256, 20, 1)
     weights = circuit.init_weights()

@@ -8,6 +8,7 @@ group of an installed package, or names one directly as ``module:function`` or
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import sys
@@ -120,10 +121,9 @@ def layered(
 
 def unentangled(n_qubits: int, **options: Any) -> Circuit:
     """Single-qubit unentangled circuit (Hsiao et al. 2022): no two-qubit gates at all."""
-    if options.get("entangler") is not None:
-        raise QrlError("the 'unentangled' circuit takes no entangler; use circuit 'entangled'")
-    options.pop("entangler", None)
-    options.pop("pattern", None)
+    for key in ("entangler", "pattern"):
+        if options.pop(key, None) is not None:
+            raise QrlError(f"the 'unentangled' circuit takes no {key}; use circuit 'entangled'")
     return layered("unentangled", n_qubits, **options)
 
 
@@ -156,6 +156,8 @@ def register_circuit(name: str, family: Family, replace: bool = False) -> Family
     :return: the family
     """
     key = str(name).lower()
+    if ":" in key:
+        raise QrlError(f"a circuit family name cannot contain ':', got {name!r}")
     if key in CIRCUITS and CIRCUITS[key] is not family and not replace:
         raise QrlError(f"circuit family {key!r} is already registered")
     CIRCUITS[key] = family
@@ -166,7 +168,14 @@ def load_entry_points() -> None:
     """Register the families that installed packages declare in the ``qrl.circuits`` group."""
     for point in metadata.entry_points(group=ENTRY_POINT_GROUP):
         if point.name.lower() not in CIRCUITS:
-            register_circuit(point.name, point.load())
+            try:
+                family = point.load()
+            except Exception as exc:  # a broken plugin: name it, whatever it raised
+                raise QrlError(
+                    f"circuit family {point.name!r} of the {ENTRY_POINT_GROUP!r} entry points "
+                    f"({point.value}) fails to load: {type(exc).__name__}: {exc}"
+                ) from None
+            register_circuit(point.name, family)
 
 
 def resolve_family(name: str) -> Family:
@@ -183,32 +192,43 @@ def resolve_family(name: str) -> Family:
 
 
 def _import_family(spec: str) -> Family:
-    """``module:attr`` or ``path/to/file.py:attr``: import the module, return the attribute
-    (or the family it registered under that name)."""
+    """``module:attr`` or ``path/to/file.py:attr``: import the module, return the attribute."""
     where, _, attr = spec.rpartition(":")
+    if not where or not attr:
+        raise QrlError(f"circuit {spec!r}: write module:function or path/to/file.py:function")
     try:
-        if where.endswith(".py"):
-            path = Path(where).expanduser().resolve()
-            if not path.is_file():
-                raise QrlError(f"circuit {spec!r}: no file {path}")
-            module_name = f"qrl_user_circuits.{path.stem}"
-            module = sys.modules.get(module_name)
-            if module is None or getattr(module, "__file__", None) != str(path):
-                loader = importlib.util.spec_from_file_location(module_name, path)
-                assert loader is not None and loader.loader is not None
-                module = importlib.util.module_from_spec(loader)
-                sys.modules[module_name] = module
-                loader.loader.exec_module(module)
-        else:
-            module = importlib.import_module(where)
+        module = _load_file(where) if where.endswith(".py") else importlib.import_module(where)
     except ModuleNotFoundError as exc:
         raise QrlError(
             f"circuit {spec!r}: cannot import {exc.name!r} (is its folder on PYTHONPATH?)"
         ) from None
-    family = getattr(module, attr, None) or CIRCUITS.get(attr.lower())
+    family = getattr(module, attr, None)
     if not callable(family):
-        raise QrlError(f"circuit {spec!r}: {where} has no function or registered family {attr!r}")
+        raise QrlError(f"circuit {spec!r}: {where} has no function {attr!r}")
     return family
+
+
+def _load_file(where: str) -> Any:
+    """The module of a Python file, executed once per process (named by its resolved path,
+    so that two files of the same name stay apart)."""
+    path = Path(where).expanduser().resolve()
+    if not path.is_file():
+        raise QrlError(f"circuit file {path} does not exist")
+    name = "qrl_user_circuits_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    loader = importlib.util.spec_from_file_location(name, path)
+    if loader is None or loader.loader is None:
+        raise QrlError(f"circuit file {path} cannot be imported")
+    module = importlib.util.module_from_spec(loader)
+    sys.modules[name] = module
+    try:
+        loader.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]  # the next attempt runs the file again and shows the error
+        raise
+    return module
 
 
 def make_circuit(name: str, n_qubits: int, **options: Any) -> Circuit:

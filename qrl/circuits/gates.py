@@ -44,7 +44,8 @@ def rotation(axis: str) -> Matrix:
         assert angle is not None
         cdtype = complex_dtype(dtype)
         half = (angle / 2)[..., None, None]
-        return torch.cos(half) * pauli("I", cdtype) - 1j * torch.sin(half) * pauli(axis, cdtype)
+        eye, sigma = pauli("I", cdtype).to(angle.device), pauli(axis, cdtype).to(angle.device)
+        return torch.cos(half) * eye - 1j * torch.sin(half) * sigma
 
     return matrix
 
@@ -54,7 +55,7 @@ def controlled(single: Matrix) -> Matrix:
 
     def matrix(angle: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
         u = single(angle, dtype)
-        out = torch.zeros((*u.shape[:-2], 4, 4), dtype=u.dtype)
+        out = torch.zeros((*u.shape[:-2], 4, 4), dtype=u.dtype, device=u.device)
         out[..., 0, 0] = 1
         out[..., 1, 1] = 1
         out[..., 2:, 2:] = u
@@ -120,13 +121,22 @@ GATES: dict[str, Gate] = {}
 def register_gate(gate: Gate, replace: bool = False) -> Gate:
     """Add a gate to the table, so that circuits (and ``policy.entangler``) can name it.
 
+    The matrix is checked to be unitary and the shift rule to give the derivative.
+
     :param gate: the gate; its name is upper-cased
-    :param replace: allow replacing a gate of the same name
+    :param replace: allow registering a gate of a name already taken, when it is the same
+        gate (the same matrix), as when a module that registers it is imported again; a
+        different gate under a taken name is refused, since compiled tables and the fast
+        paths rely on the gate a name had
     :return: the gate
     """
     name = gate.name.upper()
-    if name in GATES and not replace:
-        raise QrlError(f"gate {name!r} is already registered")
+    old = GATES.get(name)
+    if old is not None and not (replace and _same_matrix(old, gate)):
+        raise QrlError(
+            f"gate {name!r} is already registered"
+            + ("" if not replace else " with a different matrix: give the new gate another name")
+        )
     if gate.wires not in (1, 2):
         raise QrlError(f"gate {name!r}: wires must be 1 or 2, got {gate.wires}")
     if gate.trainable and not gate.shift_rule:
@@ -138,8 +148,45 @@ def register_gate(gate: Gate, replace: bool = False) -> Gate:
     eye = torch.eye(d, dtype=torch.complex128)
     if probe.shape != (d, d) or not torch.allclose(probe @ probe.mH, eye, atol=1e-9):
         raise QrlError(f"gate {name!r}: matrix must be a {d}x{d} unitary")
+    if gate.trainable and not _shift_rule_holds(gate):
+        raise QrlError(
+            f"gate {name!r}: its shift rule {gate.shift_rule} does not give the derivative of "
+            "its expectation values (rotations exp(-i a/2 P): TWO_TERM; controlled rotations: "
+            "FOUR_TERM)"
+        )
     GATES[name] = gate if gate.name == name else Gate(**{**gate.__dict__, "name": name})
     return GATES[name]
+
+
+def _same_matrix(a: Gate, b: Gate) -> bool:
+    if (a.wires, a.trainable) != (b.wires, b.trainable):
+        return False
+    angles = (0.3, -1.1) if a.trainable else (None,)
+    return all(torch.allclose(a.unitary(x), b.unitary(x), atol=1e-12) for x in angles)
+
+
+def _shift_rule_holds(gate: Gate) -> bool:
+    """Whether sum c f(a + s) equals df/da for f(a) = <psi| U(a)^H O U(a) |psi>, a random
+    state psi and Hermitian O, at a few angles."""
+    d = 2**gate.wires
+    gen = torch.Generator().manual_seed(0)
+    psi = torch.randn(d, generator=gen, dtype=torch.complex128)
+    o = torch.randn(d, d, generator=gen, dtype=torch.complex128)
+    o = o + o.mH
+
+    def f(angle: torch.Tensor) -> torch.Tensor:
+        phi = gate.matrix(angle, torch.float64) @ psi
+        return (phi.conj() @ o @ phi).real
+
+    for value in (0.4, -1.3, 2.2):
+        angle = torch.tensor(value, dtype=torch.float64, requires_grad=True)
+        (exact,) = torch.autograd.grad(f(angle), angle)
+        shifted = sum(
+            c * f(torch.tensor(value + s, dtype=torch.float64)) for c, s in gate.shift_rule
+        )
+        if abs(float(shifted) - float(exact)) > 1e-8:
+            return False
+    return True
 
 
 def gate(name: str) -> Gate:

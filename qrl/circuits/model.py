@@ -100,10 +100,16 @@ class Circuit:
     features_per_qubit: int
     moments: tuple[Moment, ...]
     observables: tuple[str, ...]
-    # Derived from the moments, so it takes no part in equality and hashing.
     weight_shapes: Mapping[str, tuple[int, ...]] = field(default_factory=dict, compare=False)
+    # The weight shapes as a hashable key: two circuits with the same moments but other
+    # shapes index their weights differently, so they must not share cached tables.
+    shapes_key: tuple[tuple[str, tuple[int, ...]], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        key = tuple(
+            sorted((str(k), tuple(int(d) for d in v)) for k, v in self.weight_shapes.items())
+        )
+        object.__setattr__(self, "shapes_key", key)
         if self.n_qubits < 1:
             raise QrlError(f"a circuit needs at least one qubit, got {self.n_qubits}")
         bad = [o for o in self.observables if o not in PAULIS]
@@ -118,6 +124,43 @@ class Circuit:
                 c != t and 0 <= c < self.n_qubits and 0 <= t < self.n_qubits for c, t in m.pairs
             ):
                 raise QrlError(f"gate {m.gate}: pairs {m.pairs} outside {self.n_qubits} qubits")
+            self._check_angle(m)
+
+    def _check_angle(self, m: Moment) -> None:
+        """Every angle a moment reads lies inside a declared weight."""
+        a, shapes = m.angle, self.weight_shapes
+        where = f"circuit {self.name!r}, gate {m.gate}"
+        if isinstance(a, InputAngle):
+            if not 0 <= a.feature < self.features_per_qubit:
+                raise QrlError(
+                    f"{where}: feature {a.feature} of {self.features_per_qubit} per qubit"
+                )
+            if a.scale_layer is None:
+                return
+            shape = tuple(shapes.get("input_scale", ()))
+            if not (
+                len(shape) == 3
+                and 0 <= a.scale_layer < shape[0]
+                and shape[1] == self.n_qubits
+                and 0 <= a.scale_index < shape[2]
+            ):
+                raise QrlError(
+                    f"{where}: reads input_scale[{a.scale_layer}, :, {a.scale_index}] of "
+                    f"{self.n_qubits} qubits, but input_scale is declared {shape or 'nowhere'}"
+                )
+        elif isinstance(a, WeightAngle):
+            count = len(m.targets(self.n_qubits))
+            shape = tuple(shapes.get(a.name, ()))
+            if not (
+                len(shape) == 3
+                and 0 <= a.layer < shape[0]
+                and count <= shape[1]
+                and 0 <= a.index < shape[2]
+            ):
+                raise QrlError(
+                    f"{where}: reads {a.name}[{a.layer}, :{count}, {a.index}], but {a.name} is "
+                    f"declared {shape or 'nowhere'} (weights are (layers, targets, per target))"
+                )
 
     @property
     def n_outputs(self) -> int:

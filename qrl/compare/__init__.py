@@ -37,6 +37,7 @@ from qrl.compare.report import (
     write_csv,
 )
 from qrl.errors import QrlError
+from qrl.runs import holds_run
 
 __all__ = ["CompareResult", "GridSpec", "compare", "read_grid", "seed_list", "write_report"]
 
@@ -117,7 +118,7 @@ def write_report(out: Path, cells: Sequence[Cell], command: str) -> list[Path]:
     """
     from qrl.compare import plots
 
-    started = [c for c in cells if (c.path / "config.yaml").is_file()]
+    started = [c for c in cells if holds_run(c.path)]
     records = [r for r in map(read_record, started) if r is not None]
     missing = [c.label for c in cells if not any(r.path == c.path for r in records)]
     envs = list(dict.fromkeys(c.config.env for c in cells))

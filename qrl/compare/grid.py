@@ -21,7 +21,7 @@ from typing import Any, Literal
 from qrl.agents import resolve_config
 from qrl.errors import QrlError
 from qrl.presets import RunConfig, parse_override
-from qrl.runs import Run, open_run
+from qrl.runs import Run, holds_run, open_run
 
 # Settings that change how a run is evaluated, not how it trains.
 EVALUATION_KEYS = ("eval_episodes", "eval_freq", "eval_freq_episodes")
@@ -185,7 +185,7 @@ def plan(spec: GridSpec, out: Path) -> list[Cell]:
                 cells.append(Cell(agent, env, config, path))
     _check_same_hyperparameters(cells)
     for cell in cells:  # after every name is known to be valid
-        if (cell.path / "config.yaml").is_file():
+        if holds_run(cell.path):
             cell.action = cell_action(open_run(cell.path), cell.config)
     return cells
 
@@ -212,7 +212,7 @@ def _check_same_hyperparameters(cells: Sequence[Cell]) -> None:
 def prepare(cell: Cell) -> None:
     """Make a cell's folder ready for its job (a run that never saved a checkpoint starts
     over: there is nothing of it to keep)."""
-    if cell.action == "train" and (cell.path / "config.yaml").is_file():
+    if cell.action == "train" and holds_run(cell.path):
         shutil.rmtree(cell.path)
     cell.path.mkdir(parents=True, exist_ok=True)
 

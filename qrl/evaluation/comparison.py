@@ -96,7 +96,7 @@ def exact_reference(model: BaseAlgorithm) -> BasePolicy:
     return policy
 
 
-def total_cost(model: BaseAlgorithm) -> Cost:
+def _spent(model: BaseAlgorithm) -> Cost:
     """The summed counters of every circuit executor of a model (zero for exact ones)."""
     return executor_cost(model) or Cost()
 
@@ -119,11 +119,11 @@ class _Recorder:
     ) -> None:
         self.model, self.entry, self.save = model, entry, save
         self.spent, self.wall = Cost(**entry["cost"]), float(entry["wall_s"])
-        self.before, self.start, self.clock = total_cost(model), time.perf_counter(), Clock()
+        self.before, self.start, self.clock = _spent(model), time.perf_counter(), Clock()
 
     def __call__(self, episode: Episode) -> None:
         cost = self.spent.copy()
-        cost.add(total_cost(self.model).since(self.before))
+        cost.add(_spent(self.model).since(self.before))
         elapsed = time.perf_counter() - self.start - self.clock.reference_s
         self.entry["cost"] = cost.to_dict()
         self.entry["wall_s"] = round(self.wall + elapsed, 2)

@@ -31,7 +31,7 @@ def curve_from_checkpoints(target: str | Path, episodes: int | None = None) -> C
     For runs trained without evaluations during training (``eval_freq: 0``, or an older
     qrl): the untrained policy (rebuilt from the run's seed, as training built it) and every
     checkpoint are evaluated on the same deterministic episodes the training-time curve uses
-    (:func:`qrl.callbacks.curve_point`: episode ``k`` from ``reset(seed=seed + k)``, the
+    (:func:`qrl.evaluation.episodes.curve_point`: episode ``k`` from ``reset(seed=seed + k)``, the
     first episodes of ``qrl evaluate``).
 
     :param target: the run folder

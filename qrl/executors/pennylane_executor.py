@@ -103,6 +103,13 @@ class PennyLaneExecutor:
         if circuit not in self._qnodes:
             import pennylane as qml
 
+            for m in circuit.moments:
+                if not hasattr(qml, m.spec.pennylane):
+                    raise QrlError(
+                        f"gate {m.gate}: PennyLane has no operation {m.spec.pennylane!r} "
+                        "(the gate table's pennylane name)"
+                    )
+
             dev = qml.device(self.name, wires=circuit.n_qubits, **self.device_options)
             self._qnodes[circuit] = qml.QNode(
                 quantum_function(circuit),

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from qrl.circuits import Circuit
+from qrl.errors import QrlError
 
 
 def angle_slots(circuit: Circuit) -> list[tuple[int, int]]:
@@ -60,7 +61,10 @@ def for_aer(template: Any, circuit: Circuit) -> Any:
         if m.spec.qiskit not in known or (m.spec.wires == 2 and m.spec.trainable)
     }
     while names & {inst.operation.name for inst in template.data}:
-        template = template.decompose(gates_to_decompose=sorted(names))
+        decomposed = template.decompose(gates_to_decompose=sorted(names))
+        if decomposed == template:  # a gate without a definition: Aer will name it
+            break
+        template = decomposed
     return template
 
 
@@ -85,6 +89,12 @@ def template(circuit: Circuit, bases: Sequence[str | None]) -> Any:
     from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
     from qiskit.circuit import ParameterVector
 
+    for m in circuit.moments:
+        if not hasattr(QuantumCircuit, m.spec.qiskit):
+            raise QrlError(
+                f"gate {m.gate}: Qiskit's QuantumCircuit has no method {m.spec.qiskit!r} "
+                "(the gate table's qiskit name)"
+            )
     n, k, p = circuit.n_qubits, len(bases), n_angles(circuit)
     params = ParameterVector("a", k * p)
     qc = QuantumCircuit(QuantumRegister(k * n, "q"), name=f"{circuit.name}x{k}")

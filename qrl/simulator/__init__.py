@@ -30,7 +30,7 @@ import torch
 from qrl.circuits import Circuit
 from qrl.simulator import frame, product, statevector
 from qrl.simulator.frame import run_frame
-from qrl.simulator.memory import check_batch
+from qrl.simulator.memory import check_batch, states_kept
 from qrl.simulator.product import run_product
 from qrl.simulator.reference import run_reference
 from qrl.simulator.statevector import run_statevector
@@ -105,7 +105,11 @@ class TorchSimulator:
         per_sample = theta is not None and theta.ndim == 4
         path = route(circuit, per_sample, self.frame)
         if path != "product":
-            check_batch(circuit, inputs.shape[0], 2 * inputs.element_size())
+            recording = torch.is_grad_enabled() and any(
+                t.requires_grad for t in (inputs, *weights.values())
+            )
+            states = states_kept(circuit, path, recording)
+            check_batch(circuit, inputs.shape[0], 2 * inputs.element_size(), states, inputs.device)
         if path == "reference":
             return run_reference(circuit, inputs, weights)
         assert theta is not None

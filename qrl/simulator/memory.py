@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
+
 from qrl.circuits import Circuit
 from qrl.errors import QrlError
 from qrl.simulator.product import takes as product_takes
@@ -27,8 +29,11 @@ def total_memory() -> int:
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
 
 
-def available_memory() -> int:
-    """Bytes of memory available now (MemAvailable on Linux; the total elsewhere)."""
+def available_memory(device: torch.device | None = None) -> int:
+    """Bytes of memory available now on a device: a GPU's free memory, or the CPU's
+    (MemAvailable on Linux; the total elsewhere)."""
+    if device is not None and device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
@@ -72,21 +77,38 @@ def check_simulable(circuit: Circuit) -> None:
         )
 
 
-def check_batch(circuit: Circuit, batch: int, itemsize: int) -> None:
-    """Refuse a batch whose states (one per step, kept for the backward pass) would not fit.
+def states_kept(circuit: Circuit, path: str, recording: bool) -> int:
+    """How many states of the batch a call holds at once: one per step kept for the backward
+    pass (one per gate application on the reference path, one per moment on the fast
+    paths), a few without a backward pass."""
+    if not recording:
+        return 3
+    if path == "reference":
+        applications = sum(len(m.targets(circuit.n_qubits)) for m in circuit.moments)
+        return applications + len(circuit.readout()) + 2
+    return len(circuit.moments) + 2
+
+
+def check_batch(
+    circuit: Circuit, batch: int, itemsize: int, states: int, device: torch.device
+) -> None:
+    """Refuse a batch whose states would not fit in the memory available on its device.
 
     :param circuit: the circuit
     :param batch: samples in the call
     :param itemsize: bytes of one complex amplitude (8 or 16)
+    :param states: states held at once (:func:`states_kept`)
+    :param device: where the arrays live (the CPU's memory, or a GPU's)
     :raises QrlError: with the memory it would need
     """
-    if circuit.n_qubits < 16 or not needs_state_vector(circuit):
-        return  # at most 64 KiB per state and sample: never the problem
-    need = batch * 2**circuit.n_qubits * itemsize * (len(circuit.moments) + 2)
-    have = available_memory()
+    need = batch * 2**circuit.n_qubits * itemsize * states
+    if need < 2**28:  # under 256 MiB: not worth asking the system
+        return
+    have = available_memory(device)
     if need > have:
         raise QrlError(
             f"simulating {circuit.n_qubits} entangled qubits on a batch of {batch} needs about "
-            f"{size(need)} (2^{circuit.n_qubits} amplitudes per sample, kept for every step); "
-            f"{size(have)} is available: lower the batch size, or {ENCODER_HINT}"
+            f"{size(need)} (2^{circuit.n_qubits} amplitudes per sample, {states} states kept "
+            f"for the backward pass); {size(have)} is available: lower the batch size, or "
+            f"{ENCODER_HINT}"
         )

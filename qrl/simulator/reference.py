@@ -51,11 +51,11 @@ def run_reference(
     state = state.reshape(batch, *([2] * n))
     for moment, angle in zip(circuit.moments, circuit.angles(inputs, weights), strict=True):
         spec = gate(moment.gate)
+        if angle is None:  # one matrix for every application of a fixed gate
+            matrix = spec.matrix(None, inputs.dtype).to(inputs.device)
         for k, wires in enumerate(moment.targets(n)):
-            value = None if angle is None else angle[..., k]
-            matrix = spec.matrix(value, inputs.dtype).to(inputs.device)
-            if matrix.ndim == 3 and matrix.shape[0] != batch:  # a batch of one
-                matrix = matrix.expand(batch, -1, -1)
+            if angle is not None:
+                matrix = spec.matrix(angle[..., k], inputs.dtype)
             state = apply(state, matrix, wires)
     values = []
     for name, wire in circuit.readout():
