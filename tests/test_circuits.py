@@ -332,7 +332,8 @@ def test_drawing_without_pennylane():
 def test_circuits_are_checked_when_built():
     """Angles outside the declared weights, unknown gates and bad families: one clear line."""
     rx = Moment("RX", WeightAngle(1, 0))
-    with pytest.raises(QrlError, match=r"reads theta\[1, :3, 0\], but theta is declared \(1, 3, 1\)"):
+    declared = r"reads theta\[1, :3, 0\], but theta is declared \(1, 3, 1\)"
+    with pytest.raises(QrlError, match=declared):
         Circuit("c", 3, 1, (rx,), ("Z",), {"theta": (1, 3, 1)})
     with pytest.raises(QrlError, match="declared nowhere"):
         Circuit("c", 3, 1, (Moment("CRZ", WeightAngle(0, 0, "phi"), ((0, 1),)),), ("Z",), {})
