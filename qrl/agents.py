@@ -12,12 +12,19 @@ policy. Every other key is an argument of SB3's policy class (``net_arch``,
 
 from __future__ import annotations
 
+import collections.abc
+import contextlib
 import inspect
+import json
+import types
+import typing
 import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 from sb3_contrib import RecurrentPPO
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from stable_baselines3 import A2C, DDPG, DQN, PPO, SAC, TD3
@@ -32,7 +39,15 @@ from qrl.errors import QrlError, choices_hint, lookup
 from qrl.extractors import DenseExtractor, QuantumExtractor, circuit_option_names
 from qrl.fast_weights import LSTM_OPTIONS, QFWPPolicy, cell_option_names
 from qrl.observations import n_raw_features
-from qrl.presets import RunConfig, merge_config
+from qrl.presets import (
+    RunConfig,
+    bad_value,
+    bounds_text,
+    check_settings,
+    merge_config,
+    real_number,
+    whole_number,
+)
 from qrl.recurrent import LSTMPolicy
 
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
@@ -154,8 +169,15 @@ def policy_kwargs(policy: dict[str, Any]) -> dict[str, Any]:
 
 
 def validate(config: RunConfig) -> None:
-    """Check the algorithm, policy and hyperparameter names before any work starts."""
-    algorithm_class(config.algorithm)
+    """Check every setting before any work starts: the values of the top-level settings
+    (:func:`qrl.presets.check_settings`: types, ranges, no credentials), the algorithm, the
+    policy and hyperparameter names, and the hyperparameters' and SB3 policy arguments'
+    values against the SB3 signatures (:func:`check_arguments`).
+
+    :raises QrlError: naming the setting, the value and what is allowed
+    """
+    check_settings(config)
+    algo = algorithm_class(config.algorithm)
     valid_policy = policy_option_names(config.algorithm, config.policy)
     for key in config.policy:
         if key not in valid_policy:
@@ -167,13 +189,190 @@ def validate(config: RunConfig) -> None:
                 f"unknown {config.algorithm} hyperparameter {key!r}; "
                 f"{choices_hint(key, valid_hyper)}"
             )
-    if int(config.timesteps) < 1 or int(config.n_envs) < 1 or int(config.eval_episodes) < 0:
-        raise QrlError("timesteps and n_envs must be positive, eval_episodes not negative")
-    if int(config.eval_freq) < 0 or int(config.eval_freq_episodes) < 1:
+    _check_dqn_net_arch(config)
+    check_arguments(algo.__init__, config.hyperparameters, "hyperparameters")
+    check_arguments(policy_class(config.algorithm, config.policy).__init__, config.policy, "policy")
+
+
+def _check_dqn_net_arch(config: RunConfig) -> None:
+    net_arch = config.policy.get("net_arch")
+    if algorithm_class(config.algorithm) is DQN and isinstance(net_arch, dict):
         raise QrlError(
-            "eval_freq must be 0 (no evaluation during training) or a number of steps, "
-            "and eval_freq_episodes at least 1"
+            "dqn takes policy.net_arch as one list of layer sizes (e.g. [] or [64, 64]), "
+            f"not {net_arch}; add --set 'policy.net_arch=[]'"
         )
+
+
+# Ranges of hyperparameters and policy arguments: (minimum, maximum, minimum excluded).
+RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "gamma": (0, 1, False),
+    "gae_lambda": (0, 1, False),
+    "tau": (0, 1, False),
+    "exploration_fraction": (0, 1, False),
+    "exploration_initial_eps": (0, 1, False),
+    "exploration_final_eps": (0, 1, False),
+    "learning_rate": (0, None, False),  # 0 freezes the policy (tests of evaluation do)
+    "clip_range": (0, None, True),
+    "clip_range_vf": (0, None, True),
+    "max_grad_norm": (0, None, True),
+    "target_kl": (0, None, True),
+    "rms_prop_eps": (0, None, True),
+    "ent_coef": (0, None, False),
+    "vf_coef": (0, None, False),
+    "n_steps": (1, None, False),
+    "batch_size": (1, None, False),
+    "n_epochs": (1, None, False),
+    "buffer_size": (1, None, False),
+    "learning_starts": (0, None, False),
+    "train_freq": (1, None, False),
+    "gradient_steps": (-1, None, False),
+    "target_update_interval": (1, None, False),
+    "policy_delay": (1, None, False),
+    "stats_window_size": (1, None, False),
+    "sde_sample_freq": (-1, None, False),
+    "target_policy_noise": (0, None, False),
+    "target_noise_clip": (0, None, False),
+    "n_critics": (1, None, False),
+    "lstm_hidden_size": (1, None, False),
+    "n_lstm_layers": (1, None, False),
+}
+
+
+def _members(annotation: Any) -> tuple[Any, ...]:
+    """The members of a union annotation (``int | None`` -> (int, NoneType)), or itself."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return typing.get_args(annotation)
+    return (annotation,)
+
+
+def _kind(member: Any) -> str | None:
+    """What plain data an annotation member takes: "int", "float", "bool", "str", "none",
+    "schedule", "list", "dict", "pair" (``tuple[int, str]``); None for Python objects."""
+    origin = typing.get_origin(member) or member
+    kinds = {bool: "bool", int: "int", float: "float", str: "str", type(None): "none"}
+    if isinstance(origin, type) and origin in kinds:
+        return kinds[origin]
+    if origin is collections.abc.Callable:
+        return "schedule"
+    if origin in (list, collections.abc.Sequence):
+        return "list"
+    if origin in (dict, collections.abc.Mapping):
+        return "dict"
+    if origin is tuple:
+        return "pair"
+    if origin is torch.device:
+        return "str"
+    return None
+
+
+_ALLOWED = {
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "str": "text",
+    "none": "null",
+    "schedule": "lin_<number> (a linear schedule)",
+    "list": "a list",
+    "dict": "a mapping",
+    "pair": "a [number, unit] pair",
+}
+
+
+def check_argument(name: str, value: Any, annotation: Any, what: str) -> Any:
+    """Check one value against its SB3 annotation and :data:`RANGES`.
+
+    :param name: the argument
+    :param value: its value (plain data from a preset or ``--set``)
+    :param annotation: the argument's annotation in the SB3 signature
+    :param what: the section, for messages ("hyperparameters", "policy")
+    :return: the value, whole numbers written ``1e6`` as ints
+    :raises QrlError: naming the setting, the value and what is allowed
+    """
+    kinds = [k for k in map(_kind, _members(annotation)) if k is not None]
+    if not kinds:
+        return value  # a Python object, or an annotation we cannot read: SB3 checks it
+    key = f"{what}.{name}"
+    low, high, above = RANGES.get(name, (None, None, False))
+    allowed = " or ".join(_ALLOWED[k] for k in dict.fromkeys(kinds))
+    if low is not None or high is not None:
+        bounds = bounds_text(low, high, above)
+        allowed += f" ({bounds})" if len(kinds) > 1 else f" {bounds}"
+    if value is None:
+        if "none" in kinds:
+            return None
+    elif isinstance(value, bool):
+        if "bool" in kinds:
+            return value
+    elif isinstance(value, int | float):
+        number_kind = "int" if "int" in kinds else "float" if "float" in kinds else None
+        if "schedule" in kinds and number_kind is None:
+            number_kind = "float"
+        if number_kind == "int":
+            return whole_number(value, key, _int(low, above), _int(high, False))
+        if number_kind == "float":
+            real_number(value, key, low, high, above)
+            return value
+    elif isinstance(value, str):
+        if "schedule" in kinds and value.startswith("lin_"):
+            bounds = "" if low is None and high is None else f" {bounds_text(low, high, above)}"
+            try:
+                real_number(float(value[4:]), key, low, high, above)
+            except (ValueError, QrlError):
+                raise bad_value(
+                    key, value, f"lin_<number>, e.g. lin_3e-3, the number{bounds}"
+                ) from None
+            return value
+        if "str" in kinds:
+            if name == "device":
+                _check_device(value, key)
+            return value
+    elif isinstance(value, list | tuple):
+        if "pair" in kinds and len(value) == 2:
+            try:
+                count = whole_number(value[0], key, _int(low, above))
+            except QrlError:
+                raise bad_value(key, value, allowed) from None
+            if not isinstance(value[1], str):
+                raise bad_value(key, value, allowed)
+            return [count, value[1]]
+        if "list" in kinds:
+            return value
+    elif isinstance(value, dict) and "dict" in kinds:
+        return value
+    raise bad_value(key, value, allowed)
+
+
+def _int(bound: float | None, above: bool) -> int | None:
+    if bound is None:
+        return None
+    return int(bound) + 1 if above else int(bound)
+
+
+def _check_device(value: str, key: str) -> None:
+    try:
+        torch.device(value)
+    except RuntimeError:
+        raise bad_value(key, value, "auto, cpu, cuda or cuda:<index>") from None
+
+
+def check_arguments(function: Any, values: dict[str, Any], what: str) -> None:
+    """Check values against the annotations of a function's arguments (SB3's signatures),
+    in place: whole numbers written ``1e6`` become ints.
+
+    :param function: e.g. ``PPO.__init__`` or a policy class's ``__init__``
+    :param values: argument name -> value; names the function does not take are left alone
+    :param what: the section, for messages ("hyperparameters", "policy")
+    :raises QrlError: naming the setting, the value and what is allowed
+    """
+    annotations = {n: p.annotation for n, p in inspect.signature(function).parameters.items()}
+    # String annotations (``from __future__ import annotations``) made objects; SB3 names
+    # types it imports for type checkers only, and then keeps the objects above.
+    with contextlib.suppress(NameError, TypeError, AttributeError):
+        annotations |= typing.get_type_hints(function)
+    for name, value in values.items():
+        annotation = annotations.get(name, inspect.Parameter.empty)
+        if annotation is not inspect.Parameter.empty:
+            values[name] = check_argument(name, value, annotation, what)
 
 
 def resolve_config(
@@ -224,11 +423,7 @@ def build_model(config: RunConfig, env: VecEnv) -> BaseAlgorithm:
     policy_cls = policy_class(config.algorithm, config.policy)
     if kwargs.get("features_extractor_class") is QuantumExtractor or policy_cls is QFWPPolicy:
         n_raw_features(env.observation_space)  # a clear error before SB3's own checks
-    if algo is DQN and isinstance(kwargs.get("net_arch"), dict):
-        raise QrlError(
-            "dqn takes policy.net_arch as one list of layer sizes (e.g. [] or [64, 64]), "
-            f"not {kwargs['net_arch']}; add --set 'policy.net_arch=[]'"
-        )
+    _check_dqn_net_arch(config)
     try:
         return algo(policy_cls, env, policy_kwargs=kwargs, seed=config.seed, verbose=0, **hyper)
     except (TypeError, ValueError, KeyError, AssertionError, NotImplementedError) as exc:
@@ -238,25 +433,92 @@ def build_model(config: RunConfig, env: VecEnv) -> BaseAlgorithm:
         ) from exc
 
 
+# Where the policy class of a saved model lives -> the algorithms that save it.
+_SAVED_BY = {
+    "stable_baselines3.dqn.": ("dqn",),
+    "stable_baselines3.sac.": ("sac",),
+    "stable_baselines3.td3.": ("td3", "ddpg"),
+    "sb3_contrib.common.recurrent.": ("recurrent_ppo",),
+    "qrl.recurrent": ("recurrent_ppo",),
+    "qrl.fast_weights": ("recurrent_ppo",),
+}
+
+
+def model_file_problem(path: Path) -> str | None:
+    """What is wrong with a saved model file, or None if it is a whole SB3 zip archive
+    (every member's checksum verified, SB3's ``data`` member present)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as exc:
+        return f"corrupted: not a whole zip archive ({exc}); it may have been cut short"
+    if bad is not None:
+        return f"corrupted: its member {bad} fails its checksum"
+    if "data" not in names:
+        return "corrupted: no Stable-Baselines3 data in it (cut short, damaged or not a model)"
+    return None
+
+
+def saved_algorithms(path: Path) -> tuple[str, ...] | None:
+    """The algorithms that could have saved a model file, read from its policy class
+    (PPO and A2C share theirs); None when the file does not say.
+
+    :param path: a whole model file (see :func:`model_file_problem`)
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read("data"))
+        module = str(data["policy_class"]["__module__"])
+    except (KeyError, TypeError, ValueError, zipfile.BadZipFile):
+        return None
+    for prefix, names in _SAVED_BY.items():
+        if module.startswith(prefix):
+            return names
+    if module == "stable_baselines3.common.policies":
+        return ("ppo",) if "clip_range" in data else ("a2c",) if "n_steps" in data else None
+    return None
+
+
 def load_model(
     path: str | Path, algorithm: str, env: VecEnv | None = None, **changes: Any
 ) -> BaseAlgorithm:
-    """Load a saved model, with a clear error for a missing or corrupted file.
+    """Load a saved model, with a clear error for a missing, damaged or foreign file.
 
     :param path: the model's .zip file
     :param algorithm: the registered algorithm it was trained with
     :param env: environments to attach (needed to continue training)
     :param changes: hyperparameters to change (``"lin_<x>"`` schedules allowed)
     :return: the model
+    :raises QrlError: naming the file and the problem (for a model of another algorithm,
+        which one it is)
     """
     path = Path(path)
     if not path.is_file():
         raise QrlError(f"model file {path} does not exist")
     algo = algorithm_class(algorithm)
+    problem = model_file_problem(path)
+    if problem is not None:
+        raise QrlError(f"model file {path} is unusable: {problem}")
+    saved = saved_algorithms(path)
+    if saved is not None and str(algorithm).lower() not in saved:
+        raise QrlError(
+            f"model file {path} holds a {saved[0]} model, not {algorithm}: pass --algo {saved[0]}"
+        )
     try:
         hyper = {k: schedule(v) if k in SCHEDULED else v for k, v in changes.items()}
         return algo.load(path, env=env, device="auto", **hyper)
-    except (zipfile.BadZipFile, EOFError, KeyError, RuntimeError, ValueError, OSError) as exc:
+    except (
+        zipfile.BadZipFile,
+        EOFError,
+        KeyError,
+        RuntimeError,
+        ValueError,
+        TypeError,
+        AssertionError,
+        AttributeError,
+        ModuleNotFoundError,
+    ) as exc:
         raise QrlError(
             f"model file {path} is corrupted or is not a saved {algorithm} model "
             f"({type(exc).__name__}: {exc})"

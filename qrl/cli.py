@@ -7,7 +7,9 @@ Progress and messages go to stderr; stdout carries results (the run folder's pat
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import shlex
 import signal
 import sys
@@ -29,7 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--agent", help="agent preset name or YAML path (see `qrl presets`)")
     train.add_argument("--env", help="env preset name or YAML path, or any Gymnasium id")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--timesteps", type=int, help="training budget (env preset's by default)")
+    train.add_argument(
+        "--timesteps",
+        type=int,
+        help="training budget (env preset's by default), rounded up to whole rollouts",
+    )
     train.add_argument("--executor", help="circuit executor: torch (default) or a PennyLane device")
     train.add_argument("--run-dir", help="run folder (default runs/<env>-<agent>-s<seed>-<time>)")
     train.add_argument(
@@ -40,7 +46,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a setting, e.g. policy.n_layers=3 or hyperparameters.learning_rate=1e-3",
     )
-    train.add_argument("--resume", metavar="RUN", help="continue an interrupted run")
+    train.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue a run from its newest readable checkpoint (from the start if it has none)",
+    )
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     ev = sub.add_parser("evaluate", help="evaluate a run folder or a saved model")
@@ -87,7 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--video", metavar="DIR", help="record every episode as MP4 into DIR")
     ev.add_argument("--env", help="task of a model file that is not in a run folder")
-    ev.add_argument("--algo", default="ppo", help="algorithm of such a model file (default ppo)")
+    ev.add_argument(
+        "--algo", help="algorithm of such a model file (default: the one the file names, or ppo)"
+    )
 
     ft = sub.add_parser(
         "finetune",
@@ -98,7 +110,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     ft.add_argument("source", metavar="RUN")
     ft.add_argument("--executor", required=True, help="qiskit.aer, qiskit.remote, default.qubit…")
-    ft.add_argument("--timesteps", type=int, default=256, help="steps of fine-tuning (256)")
+    ft.add_argument(
+        "--timesteps",
+        type=int,
+        default=256,
+        help="steps of fine-tuning (256), rounded up to whole rollouts; at least one",
+    )
     ft.add_argument("--shots", type=int, help="shots per circuit")
     ft.add_argument("--backend", help="a fake IBM device (fake_manila, ...) or an IBM device")
     ft.add_argument("--no-noise", action="store_true", help="qiskit.aer: no device noise")
@@ -140,6 +157,12 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--out", default="runs/compare", help="grid folder (default runs/compare)")
     cmp.add_argument("--workers", type=int, default=2, help="local runs at once (default 2)")
     cmp.add_argument("--ray-address", help="run on this Ray cluster (host:port or auto)")
+    cmp.add_argument(
+        "--run-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="stop a run that takes longer (it saves) and report it; the same command resumes",
+    )
 
     curve = sub.add_parser(
         "curve", help="compute a finished run's learning curve from its checkpoints"
@@ -163,7 +186,12 @@ def _train(args: argparse.Namespace) -> int:
                     f"--{n.replace('_', '-')}" for n in extra + (["set"] if args.overrides else [])
                 )
             )
-        run = resume(args.resume, timesteps=args.timesteps, progress=not args.no_progress)
+        run = resume(
+            args.resume,
+            timesteps=args.timesteps,
+            progress=not args.no_progress,
+            command=shlex.join(["qrl", *sys.argv[1:]]),
+        )
     else:
         if not args.agent or not args.env:
             raise QrlError("qrl train needs --agent and --env (or --resume RUN)")
@@ -214,9 +242,9 @@ def _executor_options(args: argparse.Namespace) -> dict[str, Any]:
     for item in args.options:
         if "=" not in item:
             raise QrlError(f"--option takes key=value, got {item!r}")
-        key, value = parse_override(item)
+        key, value = parse_override(item, "--option")
         options[key] = value
-    if args.shots:
+    if args.shots is not None:  # 0 is refused by the executor, not taken for "default"
         options["shots"] = args.shots
     if args.backend:
         options["backend"] = args.backend
@@ -347,7 +375,7 @@ def _compare(args: argparse.Namespace) -> int:
         )
     command = shlex.join(["qrl", *sys.argv[1:]])
     try:
-        result = compare(spec, out, args.workers, args.ray_address, command)
+        result = compare(spec, out, args.workers, args.ray_address, command, args.run_timeout)
     except KeyboardInterrupt:
         print(
             f"qrl: compare stopped; the running runs saved what they trained. "
@@ -394,8 +422,24 @@ def _sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # stop like Ctrl-C, so the run saves what it trained
 
 
+def stop_with_parent() -> None:
+    """For a job of ``qrl compare`` (``QRL_STOP_WITH_PARENT`` holds the grid's pid): ask Linux
+    to send SIGTERM to this process when the grid process dies, and end at once if it
+    already has; nothing elsewhere."""
+    parent = os.environ.pop("QRL_STOP_WITH_PARENT", None)
+    if parent is None or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1  # linux/prctl.h
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+    if str(os.getppid()) != parent:  # the grid died before the request took effect
+        sys.exit(130)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qrl`` command."""
+    stop_with_parent()
     args = _parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _sigterm)
     commands = {
@@ -411,11 +455,74 @@ def main(argv: Sequence[str] | None = None) -> int:
     except QrlError as exc:
         if args.debug:
             raise
-        print(f"qrl: error: {exc}", file=sys.stderr)
+        print(f"qrl: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("qrl: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # the file system or the network said no
+        if args.debug:
+            raise
+        print(f"qrl: error: {_os_error(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: one line, and the way to its traceback
+        if args.debug:
+            raise
+        print(
+            f"qrl: internal error: {type(exc).__name__}: {_one_line(str(exc))[:300]}; "
+            "this is a bug in qrl: rerun with --debug for the traceback and report it",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+# What to do about the file system errors a user meets, by errno.
+_OS_HINTS = {
+    errno.EACCES: "choose a folder you may write to (--run-dir, --out) or change its permissions",
+    errno.EPERM: "choose a folder you may write to (--run-dir, --out) or change its permissions",
+    errno.EROFS: "the file system is read-only: choose another folder (--run-dir, --out)",
+    errno.ENAMETOOLONG: "use a shorter name (--run-dir, preset file names)",
+    errno.ENOSPC: "the disk is full: free some space, or choose another disk (--run-dir, --out)",
+    errno.EDQUOT: "the disk quota is used up: free some space, or choose another disk",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: choose another path",
+    errno.EEXIST: "it already exists: choose another path",
+    errno.EISDIR: "it is a folder, not a file",
+    errno.ENOENT: "check the path",
+}
+_PATH_NAMES = ("path", "temporary", "file", "filename", "save_path", "folder", "target")
+# Errors of writing a file that the system may report without its name (on write or flush).
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS, errno.EACCES}
+
+
+def _os_error(exc: OSError) -> str:
+    """One line for an OSError: the path, what the system said and what to do."""
+    path = exc.filename
+    if path is None and exc.errno in _WRITE_ERRNOS:
+        path = _path_in_traceback(exc)
+    where = f"{os.fsdecode(path)}: " if path is not None else ""
+    reason = exc.strerror or _one_line(str(exc)) or type(exc).__name__
+    hint = _OS_HINTS.get(exc.errno or 0)
+    return f"{where}{reason}" + (f"; {hint}" if hint else "")
+
+
+def _path_in_traceback(exc: BaseException) -> Any:
+    """The path being written when an error without a file name was raised (a full disk
+    says so on write or flush): the innermost frame's local variable that names one."""
+    tb = exc.__traceback__
+    frames = []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        for name in _PATH_NAMES:
+            value = frame.f_locals.get(name)
+            if isinstance(value, str | os.PathLike):
+                return value
+    return None
 
 
 if __name__ == "__main__":

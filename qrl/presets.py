@@ -9,16 +9,25 @@ share every hyperparameter and differ only in the policy.
 
 Resolution order, later wins: SB3 defaults, env preset, agent preset (and its section for
 the env), ``--set key=value`` overrides.
+
+Every value is checked before any work, with one-line messages that name the key, the value
+and what is allowed (:func:`check_settings`, :func:`whole_number`, :func:`real_number`,
+:func:`boolean`; hyperparameters against SB3's signatures in :mod:`qrl.agents`). Credentials
+are never settings: a credential-like key at any depth is refused
+(:func:`check_no_credentials`), and :func:`check_before_writing` is the last check before
+:mod:`qrl.runs` writes a JSON file or a new ``config.yaml``.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
+import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import yaml
 
@@ -43,8 +52,17 @@ _Loader.add_implicit_resolver(
 )
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line from PyYAML's multi-line message: the problem and where it is."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
+        mark = exc.problem_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        return f"{exc.problem}{where}"
+    return " ".join(str(exc).split())
+
+
 def parse_yaml(text: str, source: str) -> Any:
-    """Parse YAML text safely; errors name the source and line.
+    """Parse YAML text safely; errors name the source and line, on one line.
 
     :param text: the YAML document
     :param source: where it came from, for messages
@@ -52,16 +70,21 @@ def parse_yaml(text: str, source: str) -> Any:
     try:
         return yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
-        raise QrlError(f"malformed YAML in {source}: {exc}") from None
+        raise QrlError(f"malformed YAML in {source}: {_yaml_problem(exc)}") from None
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML mapping from a file.
 
-    :raises QrlError: if the file is missing, malformed or not a mapping
+    :raises QrlError: if the file is missing, not text, malformed or not a mapping
     """
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise QrlError(
+            f"{path} is not a YAML text file: byte {exc.object[exc.start]:#04x} at offset "
+            f"{exc.start} is not UTF-8 text"
+        ) from None
     except OSError as exc:
         raise QrlError(f"cannot read {path}: {exc.strerror}") from None
     data = parse_yaml(text, str(path))
@@ -117,6 +140,7 @@ ENV_KEYS = {
     "eval_episodes",
     "eval_freq",
     "eval_freq_episodes",
+    "max_episode_steps",
     "env_kwargs",
     "algorithms",
 }
@@ -197,15 +221,17 @@ def _preset_with_id(env_id: str) -> Path | None:
 
 
 def task_settings(env_name: str, env_data: Mapping[str, Any]) -> dict[str, Any]:
-    """The :class:`RunConfig` fields an env preset sets."""
+    """The :class:`RunConfig` fields an env preset sets, as written (:func:`check_settings`
+    checks their types and ranges)."""
     return {
         "env": env_name,
         "env_id": str(env_data["id"]),
-        "timesteps": int(env_data.get("timesteps", 100_000)),
-        "n_envs": int(env_data.get("n_envs", 1)),
-        "eval_episodes": int(env_data.get("eval_episodes", 100)),
-        "eval_freq": int(env_data.get("eval_freq", 0)),
-        "eval_freq_episodes": int(env_data.get("eval_freq_episodes", 10)),
+        "timesteps": env_data.get("timesteps", 100_000),
+        "n_envs": env_data.get("n_envs", 1),
+        "eval_episodes": env_data.get("eval_episodes", 100),
+        "eval_freq": env_data.get("eval_freq", 0),
+        "eval_freq_episodes": env_data.get("eval_freq_episodes", 10),
+        "max_episode_steps": env_data.get("max_episode_steps"),
         "solved": env_data.get("solved"),
         "env_kwargs": dict(env_data.get("env_kwargs") or {}),
     }
@@ -215,7 +241,9 @@ def task_settings(env_name: str, env_data: Mapping[str, Any]) -> dict[str, Any]:
 class RunConfig:
     """Everything needed to build, train and evaluate one agent on one task.
 
-    Saved as ``config.yaml`` in the run folder; plain data only.
+    Saved as ``config.yaml`` in the run folder; plain data only. ``max_episode_steps`` cuts
+    episodes at that many steps (None: the task's own limit, or
+    :data:`DEFAULT_MAX_EPISODE_STEPS` for a task without one, see :mod:`qrl.envs`).
     """
 
     agent: str
@@ -228,6 +256,7 @@ class RunConfig:
     eval_episodes: int = 100
     eval_freq: int = 0
     eval_freq_episodes: int = 10
+    max_episode_steps: int | None = None
     solved: float | None = None
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     policy: dict[str, Any] = field(default_factory=dict)
@@ -299,7 +328,7 @@ def merge_config(
     config = RunConfig(
         agent=agent_name,
         algorithm=algorithm,
-        seed=int(seed),
+        seed=seed,
         policy=policy,
         hyperparameters=hyper,
         **task_settings(env_name, env_data),
@@ -307,20 +336,25 @@ def merge_config(
     apply_overrides(config, items)
     _absolute_circuit_file(config.policy)
     if timesteps is not None:
-        config.timesteps = int(timesteps)
+        config.timesteps = timesteps
     if executor is not None:
         if policy.get("extractor") != "quantum":
             raise QrlError(f"--executor {executor!r} given, but agent {agent_name!r} is classical")
         config.policy["executor"] = executor
+    check_settings(config)
     return config
 
 
-def parse_override(item: str) -> tuple[str, Any]:
-    """Split ``key=value``; the value is read as YAML (numbers, lists, booleans...)."""
+def parse_override(item: str, flag: str = "--set") -> tuple[str, Any]:
+    """Split ``key=value``; the value is read as YAML (numbers, lists, booleans...).
+
+    :param item: the ``key=value`` text
+    :param flag: the option it came with (``--set``, ``--option``), for messages
+    """
     if "=" not in item:
-        raise QrlError(f"--set takes key=value, got {item!r}")
+        raise QrlError(f"{flag} takes key=value, got {item!r}")
     key, _, raw = item.partition("=")
-    return key.strip(), parse_yaml(raw, f"--set {item}")
+    return key.strip(), parse_yaml(raw, f"{flag} {item}")
 
 
 _TOP_LEVEL = {
@@ -330,6 +364,7 @@ _TOP_LEVEL = {
     "eval_episodes",
     "eval_freq",
     "eval_freq_episodes",
+    "max_episode_steps",
     "solved",
     "algorithm",
 }
@@ -337,16 +372,357 @@ _NESTED = {"policy", "hyperparameters", "env_kwargs"}
 
 
 def apply_overrides(config: RunConfig, items: Sequence[tuple[str, Any]]) -> None:
-    """Apply (key, value) overrides in place (nested keys are dotted: ``policy.n_layers``)."""
+    """Apply (key, value) overrides in place. Nested keys are dotted, at any depth:
+    ``policy.n_layers``, ``policy.executor_options.shots``."""
     valid = sorted(_TOP_LEVEL | {f"{n}.<key>" for n in _NESTED})
     for key, value in items:
         head, _, rest = key.partition(".")
         if head in _NESTED and rest:
-            getattr(config, head)[rest] = value
+            _set_nested(getattr(config, head), rest.split("."), value, head)
         elif head in _TOP_LEVEL and not rest:
             setattr(config, head, str(value).lower() if head == "algorithm" else value)
         else:
             raise QrlError(f"unknown --set key {key!r}; valid: {', '.join(valid)}")
+
+
+def _set_nested(target: dict[str, Any], keys: list[str], value: Any, where: str) -> None:
+    """``target[k1][k2]... = value``, making the mappings on the way."""
+    for key in keys[:-1]:
+        where = f"{where}.{key}"
+        inner = target.setdefault(key, {})
+        if not isinstance(inner, dict):
+            raise QrlError(f"--set {where}.<key>: {where} is {inner!r}, not a mapping")
+        target = inner
+    target[keys[-1]] = value
+
+
+# -- values: types and ranges, before any work ---------------------------------------------
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def bad_value(what: str, value: Any, allowed: str) -> QrlError:
+    """The one-line error for a value of the wrong type or out of range.
+
+    :param what: the setting, e.g. ``timesteps`` or ``executor option retries``
+    :param value: the value given
+    :param allowed: what is allowed, e.g. "a whole number >= 1"
+    """
+    return QrlError(f"bad {what}: {_shown(value)}; allowed: {allowed}")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def bounds_text(minimum: float | None, maximum: float | None, above: bool = False) -> str:
+    """A range in words: ``from 0 to 1``, ``>= 1``, ``> 0`` (empty without bounds)."""
+    if minimum is not None and maximum is not None:
+        return f"from {_number(minimum)} to {_number(maximum)}"
+    if minimum is not None:
+        return f"{'>' if above else '>='} {_number(minimum)}"
+    return "" if maximum is None else f"<= {_number(maximum)}"
+
+
+def _bounds(minimum: float | None, maximum: float | None, above: bool = False) -> str:
+    text = bounds_text(minimum, maximum, above)
+    return f" {text}" if text else ""
+
+
+@overload
+def whole_number(
+    value: Any,
+    what: str,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    *,
+    allow_none: Literal[False] = False,
+) -> int: ...
+
+
+@overload
+def whole_number(
+    value: Any,
+    what: str,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    *,
+    allow_none: bool,
+) -> int | None: ...
+
+
+def whole_number(
+    value: Any,
+    what: str,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    *,
+    allow_none: bool = False,
+) -> int | None:
+    """Check a whole number (``1e5`` and ``3.0`` count; ``2.5``, ``true``, text do not).
+
+    :param value: the value given
+    :param what: the setting, for the message
+    :param minimum: the smallest allowed value
+    :param maximum: the largest allowed value
+    :param allow_none: whether null (None) is allowed
+    :return: the value as an int (None if null is allowed and given)
+    :raises QrlError: naming the setting, the value and what is allowed
+    """
+    allowed = "a whole number" + _bounds(minimum, maximum) + (" or null" if allow_none else "")
+    if value is None and allow_none:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise bad_value(what, value, allowed)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise bad_value(what, value, allowed)
+    return value
+
+
+@overload
+def real_number(
+    value: Any,
+    what: str,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: bool = False,
+    *,
+    allow_none: Literal[False] = False,
+) -> float: ...
+
+
+@overload
+def real_number(
+    value: Any,
+    what: str,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: bool = False,
+    *,
+    allow_none: bool,
+) -> float | None: ...
+
+
+def real_number(
+    value: Any,
+    what: str,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: bool = False,
+    *,
+    allow_none: bool = False,
+) -> float | None:
+    """Check a number (whole or not; not ``true``, not text, not NaN).
+
+    :param value: the value given
+    :param what: the setting, for the message
+    :param minimum: the smallest allowed value (excluded with ``above``)
+    :param maximum: the largest allowed value
+    :param above: the value must be greater than ``minimum``
+    :param allow_none: whether null (None) is allowed
+    :return: the value as a float (None if null is allowed and given)
+    :raises QrlError: naming the setting, the value and what is allowed
+    """
+    allowed = "a number" + _bounds(minimum, maximum, above) + (" or null" if allow_none else "")
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise bad_value(what, value, allowed)
+    low = minimum is not None and (value <= minimum if above else value < minimum)
+    if low or (maximum is not None and value > maximum):
+        raise bad_value(what, value, allowed)
+    return float(value)
+
+
+def boolean(value: Any, what: str) -> bool:
+    """Check a boolean (``true`` or ``false``; not 0, 1 or text).
+
+    :raises QrlError: naming the setting, the value and what is allowed
+    """
+    if not isinstance(value, bool):
+        raise bad_value(what, value, "true or false")
+    return value
+
+
+SEED_MAX = 2**31 - 1  # NumPy takes seeds below 2**32; evaluations add offsets of 10**4 to 10**6
+DEFAULT_MAX_EPISODE_STEPS = 1000  # the step limit of a task that has none
+
+
+def check_settings(config: RunConfig) -> None:
+    """Check the types and ranges of a configuration's top-level settings, and that no
+    section holds a credential; whole numbers written ``1e5`` become ints.
+
+    :raises QrlError: naming the setting, the value and what is allowed
+    """
+    check_no_credentials(config.to_dict(), "setting")
+    for name in ("policy", "hyperparameters", "env_kwargs"):
+        if not isinstance(getattr(config, name), dict):
+            raise bad_value(name, getattr(config, name), "a mapping (key: value)")
+    config.seed = whole_number(config.seed, "seed", 0, SEED_MAX)
+    config.timesteps = whole_number(config.timesteps, "timesteps", 1)
+    config.n_envs = whole_number(config.n_envs, "n_envs", 1)
+    config.eval_episodes = whole_number(config.eval_episodes, "eval_episodes", 0)
+    config.eval_freq = whole_number(config.eval_freq, "eval_freq", 0)
+    config.eval_freq_episodes = whole_number(config.eval_freq_episodes, "eval_freq_episodes", 1)
+    config.max_episode_steps = whole_number(
+        config.max_episode_steps, "max_episode_steps", 1, allow_none=True
+    )
+    config.solved = real_number(config.solved, "solved", allow_none=True)
+    if config.max_episode_steps is not None and "max_episode_steps" in config.env_kwargs:
+        raise QrlError(
+            "the step limit is given twice (max_episode_steps and env_kwargs.max_episode_steps): "
+            "keep max_episode_steps"
+        )
+
+
+# -- credentials: never settings, never on disk --------------------------------------------
+
+# Words that name a credential in a key (case-insensitive; words split at _ - . and caps).
+# Words of a key that name a credential on their own (``QISKIT_IBM_TOKEN``, ``password``),
+# and pairs of words that do together (``api_key``, ``access_key``, ``auth_token``): "key",
+# "keys" and "tokens" alone also name ordinary settings (``key_size``, ``max_tokens``).
+CREDENTIAL_WORDS = frozenset(
+    {
+        "token",
+        "apikey",
+        "secret",
+        "secrets",
+        "password",
+        "passwd",
+        "passphrase",
+        "credential",
+        "credentials",
+        "authorization",
+        "bearer",
+        "cookie",
+    }
+)
+CREDENTIAL_PAIRS = frozenset(
+    {
+        "apikey",
+        "accesskey",
+        "secretkey",
+        "privatekey",
+        "signingkey",
+        "sshkey",
+        "authkey",
+        "authtoken",
+        "accesstoken",
+        "sessiontoken",
+        "refreshtoken",
+        "sastoken",
+    }
+)
+CREDENTIALS_FROM = (
+    "credentials come only from the environment (QISKIT_IBM_TOKEN, QISKIT_IBM_INSTANCE; AWS's "
+    "variables) or the vendor's saved account (QiskitRuntimeService.save_account(...), "
+    "~/.aws), never from settings or options, which are saved with the run"
+)
+_MIN_SECRET_LENGTH = 8  # shorter environment values are not treated as credentials
+
+
+def is_credential_key(key: Any) -> bool:
+    """Whether a key names a credential: ``token``, ``api_key``, ``apiKey``,
+    ``QISKIT_IBM_TOKEN``, ``Password``, ``key`` alone, ... (a word of
+    :data:`CREDENTIAL_WORDS`, or two adjacent words of :data:`CREDENTIAL_PAIRS`)."""
+    text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(key))
+    words = [w for w in re.split(r"[^A-Za-z0-9]+", text.lower()) if w]
+    pairs = {a + b for a, b in itertools.pairwise(words)}
+    return (
+        words == ["key"]
+        or any(w in CREDENTIAL_WORDS for w in words)
+        or bool(pairs & CREDENTIAL_PAIRS)
+    )
+
+
+def find_credential_key(data: Any, where: str = "") -> str | None:
+    """The dotted path of the first credential-like key in nested mappings and lists.
+
+    :param data: plain data (mappings, lists, values)
+    :param where: the path of ``data`` itself
+    :return: e.g. ``policy.executor_options.device_options.api_key``; None if there is none
+    """
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            path = f"{where}.{key}" if where else str(key)
+            if is_credential_key(key):
+                return path
+            found = find_credential_key(value, path)
+            if found is not None:
+                return found
+    elif isinstance(data, list | tuple):
+        for i, value in enumerate(data):
+            found = find_credential_key(value, f"{where}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+def check_no_credentials(data: Any, what: str) -> None:
+    """Refuse a credential-like key at any depth of ``data``.
+
+    :param data: settings or options (mappings and lists, at any depth)
+    :param what: what they are, for the message ("executor option", "setting")
+    :raises QrlError: naming the key (never its value) and where credentials come from
+    """
+    found = find_credential_key(data)
+    if found is not None:
+        raise QrlError(f"{what} {found!r} looks like a credential; {CREDENTIALS_FROM}")
+
+
+def environment_credentials() -> dict[str, str]:
+    """The environment's variables whose names look like credentials (QISKIT_IBM_TOKEN,
+    AWS_SECRET_ACCESS_KEY, ...) and whose values are long enough to be secrets."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if len(value) >= _MIN_SECRET_LENGTH and is_credential_key(name)
+    }
+
+
+def _strings(data: Any, where: str) -> Iterator[tuple[str, str]]:
+    """Every string of nested data (keys included), with its path."""
+    if isinstance(data, str):
+        yield where, data
+    elif isinstance(data, Mapping):
+        for key, value in data.items():
+            path = f"{where}.{key}" if where else str(key)
+            if isinstance(key, str):
+                yield path, key
+            yield from _strings(value, path)
+    elif isinstance(data, list | tuple):
+        for i, value in enumerate(data):
+            yield from _strings(value, f"{where}[{i}]")
+
+
+def check_before_writing(data: Any, path: Path | str) -> None:
+    """The last check before a file of a run is written: no credential-like key, and no
+    value that contains a credential of the environment (e.g. ``QISKIT_IBM_TOKEN``'s).
+
+    :param data: the mapping about to be written
+    :param path: the file, for the message
+    :raises QrlError: naming the file and the key (never the value); nothing is written
+    """
+    found = find_credential_key(data)
+    if found is not None:
+        raise QrlError(
+            f"refusing to write {path}: key {found!r} looks like a credential; {CREDENTIALS_FROM}"
+        )
+    secrets = environment_credentials()
+    if not secrets:
+        return
+    for where, text in _strings(data, ""):
+        for name, secret in secrets.items():
+            if secret in text:
+                raise QrlError(
+                    f"refusing to write {path}: {where or 'a value'} holds the value of "
+                    f"${name}, a credential; {CREDENTIALS_FROM}"
+                )
 
 
 def preset_descriptions(kind: str) -> list[tuple[str, str]]:

@@ -9,18 +9,28 @@ A run folder holds::
     tb/              TensorBoard events
     curve.json       the learning curve: evaluations every ``eval_freq`` steps during training
     eval.json        the final evaluation
+    .lock            the lock of the process writing the folder, and who that is
 
 Files are written atomically (:func:`write_atomic`): a reader sees the old file or the new
-one, never a part of it.
+one, never a part of it. One process at a time writes a folder (:func:`hold`): training,
+resuming, fine-tuning and evaluating into it take its lock, and a second process is refused
+at once, told which process holds it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import platform
 import re
+import shlex
+import shutil
+import sys
 import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from importlib import metadata
@@ -28,32 +38,62 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from stable_baselines3.common.base_class import BaseAlgorithm
 
+from qrl.agents import model_file_problem
 from qrl.errors import QrlError
-from qrl.presets import RunConfig, read_yaml
+from qrl.presets import RunConfig, check_before_writing, read_yaml
 
-CONFIG, STATUS, MODEL, CURVE, EVALUATION = (
+CONFIG, STATUS, MODEL, CURVE, EVALUATION, LOCK = (
     "config.yaml",
     "run.json",
     "model.zip",
     "curve.json",
     "eval.json",
+    ".lock",
 )
+# What a run writes into its folder: removed when a run that never saved a checkpoint starts
+# again in place (train.log, written by ``qrl compare``, stays).
+_RUN_FILES = (CONFIG, STATUS, MODEL, CURVE, EVALUATION)
+_RUN_FOLDERS = ("checkpoints", "tb", "evaluations")
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str | bytes) -> None:
     """Write a file through a temporary name in its folder, flushed to disk, then renamed
     over the target: an interruption leaves the old file or the new one, never a part.
 
     :param path: the file
-    :param text: its new contents
+    :param text: its new contents (bytes for a binary file)
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as handle:
+        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as handle:
             handle.write(text)
             handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+class DamagedFile(QrlError):
+    """A file of a run or grid folder that cannot be read (truncated, not JSON, ...)."""
+
+
+def save_model(model: BaseAlgorithm, path: Path) -> None:
+    """SB3's ``save`` into a temporary file of the same folder, flushed to disk and renamed
+    over ``path``: a kill while saving leaves the previous model whole.
+
+    :param model: the model
+    :param path: the ``.zip`` file
+    """
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".zip", dir=path.parent)
+    os.close(fd)
+    try:
+        model.save(temporary)
+        with open(temporary, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:
@@ -64,23 +104,24 @@ def write_atomic(path: Path, text: str) -> None:
 def read_json(path: Path) -> dict[str, Any] | None:
     """A JSON file of a run folder, None if absent.
 
-    :raises QrlError: naming the file if it is not valid JSON
+    :raises DamagedFile: naming the file if it is not valid JSON
     """
     if not path.is_file():
         return None
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise QrlError(
+        raise DamagedFile(
             f"{path} is damaged (not valid JSON: {exc}); delete it or start the run again"
         ) from None
     if not isinstance(data, dict):
-        raise QrlError(f"{path} is damaged (not a JSON object)")
+        raise DamagedFile(f"{path} is damaged (not a JSON object)")
     return data
 
 
 def write_json(path: Path, data: dict[str, Any], indent: int | None = 2) -> None:
     """Write a JSON file of a run folder atomically."""
+    check_before_writing(data, path)
     write_atomic(path, json.dumps(data, indent=indent) + "\n")
 
 
@@ -94,6 +135,126 @@ def add_executor_evaluation(folder: Path, name: str, report: dict[str, Any]) -> 
         data = {}
     data.setdefault("executors", {})[name] = report
     write_json(path, data)
+
+
+def this_command() -> str:
+    """The command line of this process, as a user would type it (``qrl ...``)."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    if name in ("qrl", "cli.py", "__main__.py"):
+        name = "qrl"
+    return shlex.join([name, *sys.argv[1:]])
+
+
+# Locks this process holds: folder -> [file descriptor, depth] (a holder may take it again).
+_HELD: dict[Path, list[int]] = {}
+_HOLDER_WAIT_S = 1.0  # how long a refused process waits for the holder to say who it is
+
+
+@contextlib.contextmanager
+def hold(folder: Path, command: str | None = None) -> Iterator[None]:
+    """Hold a folder's lock while the block runs: one writer per run (or grid) folder.
+
+    The lock is ``fcntl.flock`` on ``.lock`` in the folder, which records the holder's pid,
+    host and command; the system releases it when the process ends, however it ends, so a
+    killed process leaves no stale lock. The process that holds it may take it again.
+
+    :param folder: an existing folder
+    :param command: the holder's command line, for the message of a refused process
+    :raises QrlError: at once, naming the holder, if another process holds it
+    """
+    key = folder.resolve()
+    if key in _HELD:
+        _HELD[key][1] += 1
+        try:
+            yield
+        finally:
+            _HELD[key][1] -= 1
+        return
+    fd = _acquire(folder, command or this_command())
+    _HELD[key] = [fd, 1]
+    try:
+        yield
+    finally:
+        del _HELD[key]
+        os.close(fd)  # releases the lock
+
+
+def _acquire(folder: Path, command: str) -> int:
+    try:
+        fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise QrlError(f"cannot write into {folder}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise QrlError(
+            f"{folder} is in use by {_describe_holder(folder)}; one process at a time "
+            "writes into it: wait for that one to end, or stop it"
+        ) from None
+    record = {
+        "pid": os.getpid(),
+        "host": platform.node(),
+        "command": command,
+        "since": datetime.now().isoformat(timespec="seconds"),
+    }
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+    except BaseException:  # a full disk: release the lock rather than keep it forever
+        os.close(fd)
+        raise
+    return fd
+
+
+def _describe_holder(folder: Path) -> str:
+    """Who holds a folder's lock, in words (it writes that just after locking)."""
+    deadline = time.monotonic() + _HOLDER_WAIT_S
+    while True:
+        try:
+            record = json.loads((folder / LOCK).read_text())
+            pid, command = int(record["pid"]), str(record["command"])
+        except (OSError, ValueError, KeyError, TypeError):
+            if time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            return "another process"
+        where = record.get("host")
+        host = f" on {where}" if where and where != platform.node() else ""
+        since = f" since {record['since']}" if record.get("since") else ""
+        return f"process {pid}{host} ({' '.join(command.split())}){since}"
+
+
+def lock_holder(folder: Path) -> str | None:
+    """Who holds a folder's lock, or None if no other process does (nothing is written)."""
+    path = folder / LOCK
+    if folder.resolve() in _HELD or not path.is_file():
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _describe_holder(folder)
+    finally:
+        os.close(fd)
+    return None
+
+
+@contextlib.contextmanager
+def claim(folder: Path, command: str | None = None) -> Iterator[None]:
+    """Make a folder if needed and hold its lock (:func:`hold`); a folder made here that is
+    still empty afterwards (the command failed before writing anything) is removed."""
+    made = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        with hold(folder, command):
+            yield
+    finally:
+        if made and {p.name for p in folder.iterdir()} <= {LOCK}:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclass
@@ -253,6 +414,7 @@ class Run:
 
     def write_config(self, config: RunConfig, meta: dict[str, Any]) -> None:
         """Write config.yaml: the resolved configuration and what describes the run."""
+        check_before_writing(config.to_dict() | meta, self.path / CONFIG)
         data = config.to_dict() | meta
         write_atomic(self.path / CONFIG, yaml.safe_dump(data, sort_keys=False))
 
@@ -271,12 +433,7 @@ class Run:
 
     def checkpoints(self) -> list[tuple[int, Path]]:
         """The periodic checkpoints as (timesteps, file), in order."""
-        found = []
-        for path in self.checkpoint_dir.glob("model_*_steps.zip"):
-            match = re.fullmatch(r"model_(\d+)_steps\.zip", path.name)
-            if match:
-                found.append((int(match.group(1)), path))
-        return sorted(found)
+        return checkpoint_files(self.checkpoint_dir)
 
     def latest_checkpoint(self) -> tuple[Path, int] | None:
         """The checkpoint with the most timesteps, and that number."""
@@ -285,6 +442,90 @@ class Run:
             return None
         steps, path = found[-1]
         return path, steps
+
+    def readable_checkpoint(self) -> tuple[Path, int, list[tuple[Path, str]]] | None:
+        """The newest checkpoint that is a whole model file, its timesteps, and the newer
+        ones skipped with what is wrong with each; None if there is no checkpoint at all.
+
+        A process killed while SB3 wrote a checkpoint leaves a truncated zip behind.
+
+        :raises QrlError: naming the files, if no checkpoint is readable
+        """
+        skipped: list[tuple[Path, str]] = []
+        for steps, path in reversed(self.checkpoints()):
+            problem = model_file_problem(path)
+            if problem is None:
+                return path, steps, skipped
+            skipped.append((path, problem))
+        if not skipped:
+            return None
+        named = [f"{p.relative_to(self.path)} ({why})" for p, why in skipped[:3]]
+        raise QrlError(
+            f"no checkpoint of {self.path} is readable: "
+            + ", ".join(named)
+            + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+            + f"; to train it again from the start, delete {self.checkpoint_dir} and model.zip"
+        )
+
+    def set_aside(self, path: Path) -> Path:
+        """Rename a damaged file of the folder to ``<name>.damaged``, out of the way of
+        :meth:`checkpoints` but kept to look at."""
+        target = path.with_name(path.name + ".damaged")
+        os.replace(path, target)
+        return target
+
+    def meta(self) -> dict[str, Any]:
+        """Everything in config.yaml: the configuration, the command, the versions, ..."""
+        return read_yaml(self.path / CONFIG)
+
+    def clear(self, keep_config: bool = False) -> None:
+        """Remove what a run wrote into the folder, to train it again from the start.
+
+        :param keep_config: keep config.yaml (to train again as recorded)
+        """
+        for name in _RUN_FILES:
+            if not (keep_config and name == CONFIG):
+                (self.path / name).unlink(missing_ok=True)
+        for name in _RUN_FOLDERS:
+            shutil.rmtree(self.path / name, ignore_errors=True)
+
+    def trim_tensorboard(self, steps: int) -> int:
+        """Drop the TensorBoard events a session resuming from the checkpoint at ``steps``
+        logs again: those after ``steps``, and those at ``steps`` of earlier sessions that
+        started there (each session logs its settings when it starts). TensorBoard would
+        otherwise show both.
+
+        :return: the number of events dropped
+        """
+        from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
+        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.summary.writer.record_writer import RecordWriter
+
+        dropped = 0
+        folder = self.path / "tb"
+        for path in sorted(folder.rglob("events.out.tfevents.*")) if folder.is_dir() else []:
+            records = list(RawEventFileLoader(str(path)).Load())
+            events = [Event.FromString(r) for r in records]
+            last = steps - 1 if _session_start(events) >= steps else steps
+            kept = [r for r, e in zip(records, events, strict=True) if e.step <= last]
+            dropped += len(records) - len(kept)
+            if not any(e.summary.value for e in events if e.step <= last):
+                path.unlink()  # a session that logged nothing before the checkpoint
+            elif len(kept) < len(records):
+                buffer = _Bytes()
+                for record in kept:
+                    RecordWriter(buffer).write(record)
+                write_atomic(path, bytes(buffer.data))
+        return dropped
+
+
+def _session_start(events: list[Any]) -> int:
+    """The step a TensorBoard events file's session started at: that of its first summary
+    (hyperparameter summaries, written at step 0 by every session, aside)."""
+    starts = [
+        e.step for e in events if any(not v.tag.startswith("_hparams_/") for v in e.summary.value)
+    ]
+    return min(starts, default=0)
 
 
 def open_run(path: str | Path) -> Run:
@@ -296,23 +537,69 @@ def open_run(path: str | Path) -> Run:
     config_path = folder / CONFIG
     if not config_path.is_file():
         raise QrlError(f"{folder} is not a qrl run folder (no config.yaml)")
-    return Run(folder, RunConfig.from_dict(read_yaml(config_path), str(config_path)))
+    try:
+        return Run(folder, RunConfig.from_dict(read_yaml(config_path), str(config_path)))
+    except QrlError as exc:
+        raise DamagedFile(str(exc)) from None
+
+
+class _Bytes:
+    """A file-like buffer for tensorboard's RecordWriter."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def default_run_dir(config: RunConfig, root: Path = Path("runs")) -> Path:
+    """Make a new, empty run folder ``<root>/<env>-<agent>-s<seed>-<time>``.
+
+    The folder is created here, atomically: two runs started in the same second get two
+    folders (the second with a ``-2`` suffix), never one.
+
+    :return: the folder
+    """
+    root.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     name = f"{config.env.replace('/', '_')}-{config.agent}-s{config.seed}-{stamp}"
-    path = root / name
     suffix = 1
-    while path.exists():
-        suffix += 1
-        path = root / f"{name}-{suffix}"
-    return path
+    while True:
+        path = root / (name if suffix == 1 else f"{name}-{suffix}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            suffix += 1
+            continue
+        return path
 
 
 def holds_run(folder: Path) -> bool:
     """Whether a folder holds a run (its config.yaml)."""
     return (folder / CONFIG).is_file()
+
+
+def checkpoint_files(folder: Path) -> list[tuple[int, Path]]:
+    """The checkpoints ``model_<steps>_steps.zip`` in a folder as (steps, file), in order."""
+    found = []
+    for path in folder.glob("model_*_steps.zip"):
+        match = re.fullmatch(r"model_(\d+)_steps\.zip", path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def has_trained(folder: Path) -> bool:
+    """Whether a run folder holds anything trained: a model or a checkpoint (a run that
+    stopped before its first checkpoint holds neither, and may start again in place)."""
+    return (folder / MODEL).is_file() or bool(checkpoint_files(folder / "checkpoints"))
 
 
 def run_folder_of(model_path: Path) -> Path | None:

@@ -15,9 +15,11 @@ from typing import Any
 
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
+from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
 
 from qrl.agents import build_model, load_model, policy_kwargs, resolve_config, validate
 from qrl.callbacks import LearningCurve, ProgressBar, QuantumLogger
@@ -29,7 +31,19 @@ from qrl.evaluation.models import write_final_evaluation
 from qrl.executors.cost import Cost
 from qrl.extractors import executor_cost, parameter_counts, set_executor
 from qrl.presets import RunConfig, apply_overrides, parse_override
-from qrl.runs import Run, default_run_dir, holds_run, open_run, versions
+from qrl.runs import (
+    Run,
+    RunStatus,
+    claim,
+    default_run_dir,
+    has_trained,
+    hold,
+    holds_run,
+    open_run,
+    save_model,
+    this_command,
+    versions,
+)
 
 
 def _flat(prefix: str, value: Any, out: dict[str, Any]) -> dict[str, Any]:
@@ -57,63 +71,146 @@ def train(
 ) -> Run:
     """Train an agent on a task into a new run folder, then evaluate it.
 
+    The process holds the folder's lock (:func:`qrl.runs.hold`) until it returns: another
+    process training, resuming or evaluating into it is refused. A folder whose run stopped
+    before its first checkpoint (nothing trained to keep) is trained again from the start;
+    one with a checkpoint is refused (resume it).
+
     :param agent: agent preset name or path ("unentangled", "mlp", ...)
     :param env: env preset name or path, or any Gymnasium id
     :param seed: random seed
-    :param timesteps: training budget; the env preset's by default
+    :param timesteps: training budget; the env preset's by default, rounded up to whole
+        rollouts (the rounded budget is printed when it differs)
     :param executor: circuit executor of a quantum policy ("torch", "default.qubit", ...)
     :param overrides: ``key=value`` overrides such as ``policy.n_layers=3``
-    :param run_dir: the run folder; ``runs/<env>-<agent>-s<seed>-<time>`` by default
+    :param run_dir: the run folder; ``runs/<env>-<agent>-s<seed>-<time>`` by default, a new
+        folder made atomically (two runs started in the same second get two)
     :param progress: show a progress bar on stderr
     :param checkpoints: number of periodic checkpoints over the run
     :param command: the command line that started the run, recorded in config.yaml
     :return: the run; its status is "interrupted" if training was stopped by Ctrl-C
+    :raises QrlError: on bad input, or if the folder holds a run or is in use
     """
     config = resolve_config(agent, env, seed, timesteps, executor, overrides)
-    path = Path(run_dir) if run_dir is not None else default_run_dir(config)
-    if holds_run(path):
-        raise QrlError(f"{path} already holds a run; resume it with --resume {path}")
-    envs = make_envs(config, seed=config.seed)
-    model = build_model(config, envs)  # fails on bad input before the folder is made
-    path.mkdir(parents=True, exist_ok=True)
-    meta = {"versions": versions(), "command": command or " ".join(sys.argv)}
-    meta["created"] = datetime.now().isoformat(timespec="seconds")
-    run = Run(path, config)
-    run.write_config(config, meta)
+    command = command or this_command()
+    if run_dir is None:
+        model = build_model(config, make_envs(config, seed=config.seed))  # bad input first
+        path = default_run_dir(config)
+        with hold(path, command):
+            return _start(Run(path, config), model, command, progress, checkpoints)
+    path = Path(run_dir)
+    with claim(path, command):
+        again = _start_again(path)
+        model = build_model(config, make_envs(config, seed=config.seed))  # before any change
+        run = Run(path, config)
+        if again:
+            run.clear()
+        return _start(run, model, command, progress, checkpoints)
+
+
+def _start_again(path: Path) -> bool:
+    """Whether a folder holds a run that stopped before its first checkpoint, to train
+    again from the start (said on stderr); False for a folder without a run.
+
+    :raises QrlError: if the folder holds a run with a checkpoint or a model
+    """
+    if not holds_run(path):
+        return False
+    if has_trained(path):
+        raise QrlError(f"{path} already holds a run; continue it with qrl train --resume {path}")
+    print(
+        f"qrl: {path} holds a run that stopped before its first checkpoint (nothing "
+        "trained to keep): starting it again",
+        file=sys.stderr,
+    )
+    return True
+
+
+def _start(
+    run: Run,
+    model: BaseAlgorithm,
+    command: str,
+    progress: bool,
+    checkpoints: int,
+    meta: Mapping[str, Any] | None = None,
+) -> Run:
+    """Write a new run's config.yaml and run.json, then train it."""
+    info = {"versions": versions(), "command": command, **(meta or {})}
+    info["created"] = datetime.now().isoformat(timespec="seconds")
+    run.write_config(run.config, info)
     run.write_status(
         status="running", num_timesteps=0, wall_time_s=0.0, parameters=parameter_counts(model)
     )
     return _learn(run, model, progress, checkpoints)
 
 
-def resume(path: str | Path, timesteps: int | None = None, progress: bool = True) -> Run:
-    """Continue an interrupted run from its latest checkpoint.
+def resume(
+    path: str | Path,
+    timesteps: int | None = None,
+    progress: bool = True,
+    command: str | None = None,
+) -> Run:
+    """Continue a run from its newest readable checkpoint.
+
+    A damaged newest checkpoint (a process killed while saving it) is skipped, set aside as
+    ``<name>.damaged`` and named on stderr. A run that stopped before its first checkpoint
+    is trained from the start with its recorded configuration. Nothing in the folder
+    changes before every check has passed.
 
     :param path: the run folder
     :param timesteps: a new total budget (to extend a finished run)
     :param progress: show a progress bar on stderr
+    :param command: the command line, for the message of a process refused meanwhile
     :return: the run
+    :raises QrlError: if the folder is in use, a file of it is damaged, or the budget is
+        already trained
     """
-    run = open_run(path)
-    if timesteps is not None:
-        run.config.timesteps = int(timesteps)
-        run.update_config(timesteps=run.config.timesteps)
-    latest = run.latest_checkpoint()
-    if latest is None:
-        raise QrlError(f"{run.path} has no checkpoint to resume from; start it again")
-    checkpoint, steps = latest
-    if steps >= run.config.timesteps and run.evaluation() is None and run.model_path.is_file():
+    folder = Path(path)
+    if not holds_run(folder):
+        open_run(folder)  # the error for a folder that holds no run
+    with hold(folder, command):
+        return _resume(open_run(folder), timesteps, progress)
+
+
+def _resume(run: Run, timesteps: int | None, progress: bool) -> Run:
+    run.status()  # a damaged run.json or eval.json is an error before anything changes
+    evaluated = run.evaluation()
+    budget = run.config.timesteps if timesteps is None else int(timesteps)
+    if budget < 1:
+        raise QrlError(f"--timesteps must be at least 1, got {budget}")
+    found = run.readable_checkpoint()
+    if found is None and not run.model_path.is_file():
+        return _resume_from_start(run, budget, progress)
+    if found is None:  # checkpoints deleted (to save space): the latest model is the state
+        steps = load_model(run.model_path, run.config.algorithm).num_timesteps
+        found = run.model_path, steps, []
+    checkpoint, steps, skipped = found
+    if steps >= budget and evaluated is None and run.model_path.is_file() and not skipped:
         # Training finished but its final evaluation was interrupted: evaluate only.
         model = load_model(run.model_path, run.config.algorithm)
         write_final_evaluation(run, model)
         return run
-    if steps >= run.config.timesteps:
+    if steps >= budget and timesteps is None:
         raise QrlError(
             f"{run.path} already trained {steps} of {run.config.timesteps} steps; "
-            "pass --timesteps N to extend it"
+            f"pass --timesteps N (more than {steps}) to extend it"
+        )
+    if steps >= budget:
+        raise QrlError(
+            f"{run.path} already trained {steps} steps, --timesteps {budget} is no more; "
+            f"pass more than {steps} to extend it (nothing was changed)"
         )
     envs = make_envs(run.config, seed=run.config.seed + steps)
     model = load_model(checkpoint, run.config.algorithm, env=envs)
+    if budget != run.config.timesteps:  # every check passed: the folder may change now
+        run.config.timesteps = budget
+        run.update_config(timesteps=budget)
+    for damaged, problem in skipped:
+        target = run.set_aside(damaged)
+        print(
+            f"qrl: skipped {damaged.relative_to(run.path)} ({problem}); renamed it {target.name}",
+            file=sys.stderr,
+        )
     curve = run.curve(upto=steps)
     if curve is not None:  # evaluations after the checkpoint are repeated
         run.write_curve(curve)
@@ -121,7 +218,34 @@ def resume(path: str | Path, timesteps: int | None = None, progress: bool = True
         buffer = run.replay_buffer_path(steps)
         if buffer.is_file():
             model.load_replay_buffer(buffer)
-    print(f"resuming {run.path} from {steps} steps", file=sys.stderr)
+    print(f"qrl: resuming {run.path} from {checkpoint.name} ({steps} steps)", file=sys.stderr)
+    return _learn(run, model, progress, checkpoints=10)
+
+
+def _resume_from_start(run: Run, budget: int, progress: bool) -> Run:
+    """``--resume`` of a run that stopped before its first checkpoint: train it from the
+    start with its recorded configuration (a fine-tuning run starts from its source's
+    model, which its own ``qrl finetune`` command loads again)."""
+    meta = run.meta()
+    if meta.get("finetuned_from"):
+        raise QrlError(
+            f"{run.path} stopped before its first checkpoint and fine-tunes "
+            f"{meta['finetuned_from']}: run its command again to start it over: "
+            f"{meta.get('command', 'qrl finetune ...')}"
+        )
+    model = build_model(run.config, make_envs(run.config, seed=run.config.seed))
+    print(
+        f"qrl: {run.path} has no checkpoint (it stopped before its first one): training it "
+        "from the start with its recorded configuration",
+        file=sys.stderr,
+    )
+    run.clear(keep_config=True)
+    if budget != run.config.timesteps:
+        run.config.timesteps = budget
+        run.update_config(timesteps=budget)
+    run.write_status(
+        status="running", num_timesteps=0, wall_time_s=0.0, parameters=parameter_counts(model)
+    )
     return _learn(run, model, progress, checkpoints=10)
 
 
@@ -143,6 +267,11 @@ def finetune(
     zero, so learning-rate and clip schedules start again over the fine-tuning budget; the
     learning curve is off (it would run on the device), and the final evaluation runs
     ``eval_episodes`` episodes on the device (0: none; use ``qrl evaluate``).
+
+    SB3 trains whole rollouts (``n_steps`` x ``n_envs`` steps for PPO): ``timesteps`` is
+    rounded up to whole rollouts, and the rounded number is printed before the first
+    submission; a budget below one rollout is refused with the minimum, and the setting
+    that gives shorter rollouts (``--set hyperparameters.n_steps=N``).
 
     :param source: the trained run folder
     :param executor: executor to train on ("qiskit.aer", "qiskit.remote", "default.qubit")
@@ -174,25 +303,65 @@ def finetune(
     tag = Variant("", executor, dict(options or {})).tag()
     default = src.path.with_name(f"{src.path.name}-finetune-{tag}")
     path = Path(run_dir) if run_dir is not None else default
-    if holds_run(path):
-        raise QrlError(f"{path} already holds a run; resume it with --resume {path}")
-    changes = {k.split(".", 1)[1]: v for k, v in items if k.startswith("hyperparameters.")}
-    envs = make_envs(config, seed=config.seed + 1_000_000)
-    model = load_model(src.model_path, config.algorithm, env=envs, **changes)
-    set_executor(model, executor, options)  # bad names, options, credentials: before the folder
-    model.policy_kwargs = policy_kwargs(config.policy)  # saved models reload on the executor
-    trained = int(model.num_timesteps)
-    model.num_timesteps = 0
-    path.mkdir(parents=True, exist_ok=True)
-    meta: dict[str, Any] = {"versions": versions(), "command": command or " ".join(sys.argv)}
-    meta |= {"finetuned_from": str(src.path), "finetuned_after_steps": trained}
-    meta["created"] = datetime.now().isoformat(timespec="seconds")
-    run = Run(path, config)
-    run.write_config(config, meta)
-    run.write_status(
-        status="running", num_timesteps=0, wall_time_s=0.0, parameters=parameter_counts(model)
+    command = command or this_command()
+    with claim(path, command):
+        again = _start_again(path)
+        changes = {k.split(".", 1)[1]: v for k, v in items if k.startswith("hyperparameters.")}
+        envs = make_envs(config, seed=config.seed + 1_000_000)
+        model = load_model(src.model_path, config.algorithm, env=envs, **changes)
+        _check_one_rollout(model, config.timesteps)
+        set_executor(model, executor, options)  # bad names, options, credentials: first
+        model.policy_kwargs = policy_kwargs(config.policy)  # saved models reload on it
+        trained = int(model.num_timesteps)
+        model.num_timesteps = 0
+        run = Run(path, config)
+        if again:
+            run.clear()
+        meta = {"finetuned_from": str(src.path), "finetuned_after_steps": trained}
+        return _start(run, model, command, progress, checkpoints=1, meta=meta)
+
+
+def rollout_steps(model: BaseAlgorithm) -> tuple[int, str]:
+    """The environment steps SB3 collects between two checks of the budget, and why.
+
+    On-policy algorithms collect whole rollouts of ``n_steps`` x ``n_envs`` steps;
+    off-policy ones ``train_freq`` steps per environment (or whole episodes).
+
+    :return: the steps, and a description such as ``n_steps 32 x n_envs 8``
+    """
+    if isinstance(model, OnPolicyAlgorithm):
+        return model.n_steps * model.n_envs, f"n_steps {model.n_steps} x n_envs {model.n_envs}"
+    freq = getattr(model, "train_freq", None)
+    if isinstance(freq, TrainFreq) and freq.unit == TrainFrequencyUnit.STEP:
+        steps = freq.frequency * model.n_envs
+        return steps, f"train_freq {freq.frequency} x n_envs {model.n_envs}"
+    return model.n_envs, f"n_envs {model.n_envs}"
+
+
+def planned_timesteps(model: BaseAlgorithm, budget: int) -> int:
+    """The step count training will end at: ``budget`` rounded up to whole rollouts from
+    the model's current count (what SB3's ``learn`` does)."""
+    chunk, _ = rollout_steps(model)
+    remaining = max(budget - model.num_timesteps, 0)
+    return model.num_timesteps + -(-remaining // chunk) * chunk
+
+
+def _check_one_rollout(model: BaseAlgorithm, timesteps: int) -> None:
+    """Refuse a fine-tuning budget below one rollout: it would train a whole one."""
+    chunk, why = rollout_steps(model)
+    if timesteps >= chunk:
+        return
+    hint = ""
+    if isinstance(model, OnPolicyAlgorithm):
+        n_steps = max(timesteps // model.n_envs, 1)
+        hint = (
+            f", or shorten the rollouts with --set hyperparameters.n_steps={n_steps} "
+            f"({n_steps} x {model.n_envs} = {n_steps * model.n_envs} steps)"
+        )
+    raise QrlError(
+        f"--timesteps {timesteps} is less than one rollout ({why} = {chunk} steps), which "
+        f"SB3 always trains whole: give --timesteps {chunk} or more{hint}"
     )
-    return _learn(run, model, progress, checkpoints=1)
 
 
 THREADS_VARIABLE = "QRL_TORCH_THREADS"
@@ -225,13 +394,72 @@ def training_threads(count: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+class _StatusWriter(BaseCallback):
+    """Write run.json's steps, wall time and executor cost at every checkpoint, so that a
+    run killed outright (no chance to save) still records the time it trained up to the
+    checkpoint it resumes from.
+
+    :param run: the run
+    :param every: calls between checkpoints (CheckpointCallback's ``save_freq``)
+    :param before: run.json as the session started (time and cost of earlier sessions)
+    :param start: ``time.perf_counter()`` at the start of the session
+    :param curve: the learning-curve callback, whose evaluation time is counted apart
+    """
+
+    def __init__(
+        self,
+        run: Run,
+        every: int,
+        before: RunStatus,
+        start: float,
+        curve: LearningCurve | None,
+    ) -> None:
+        super().__init__()
+        self.run, self.every, self.before = run, every, before
+        self.start, self.curve = start, curve
+
+    def _on_step(self) -> bool:
+        if self.n_calls % self.every == 0:
+            self.run.write_status(**_times(self.before, self.start, self.curve, self.model))
+        return True
+
+
+def _times(
+    before: RunStatus, start: float, curve: LearningCurve | None, model: BaseAlgorithm
+) -> dict[str, Any]:
+    """run.json's steps, wall and evaluation time, and cost, over every session so far."""
+    evaluating = curve.seconds if curve is not None else 0.0
+    out: dict[str, Any] = {
+        "num_timesteps": model.num_timesteps,
+        "wall_time_s": round(before.wall_time_s + time.perf_counter() - start, 2),
+        "eval_time_s": round(before.eval_time_s + evaluating, 2),
+    }
+    cost = executor_cost(model)
+    if cost is not None:  # circuits, shots and submissions sent, over every session
+        total = Cost(**(before.quantum_cost or {}))
+        total.add(cost)
+        out["quantum_cost"] = total.to_dict()
+    return out
+
+
 def _learn(run: Run, model: BaseAlgorithm, progress: bool, checkpoints: int) -> Run:
-    """Train up to the configured budget; save on completion or interruption."""
+    """Train up to the configured budget, rounded up to whole rollouts (said on stderr when
+    it differs); save on completion or interruption."""
     threads = training_thread_count()  # a bad setting stops before the run is touched
     config = run.config
+    planned = planned_timesteps(model, config.timesteps)
+    if planned != config.timesteps:
+        chunk, why = rollout_steps(model)
+        print(
+            f"qrl: training {planned} steps, not {config.timesteps}: "
+            f"{config.algorithm} collects whole rollouts of {why} = {chunk} steps",
+            file=sys.stderr,
+            flush=True,
+        )
+    run.trim_tensorboard(model.num_timesteps)  # steps after the checkpoint are logged again
     model.set_logger(configure(str(run.path / "tb"), ["tensorboard"]))
-    every = max(config.timesteps // max(checkpoints, 1) // config.n_envs, 1)
-    callbacks = [
+    every = max(planned // max(checkpoints, 1) // config.n_envs, 1)
+    callbacks: list[BaseCallback] = [
         CheckpointCallback(
             every,
             str(run.checkpoint_dir),
@@ -249,14 +477,14 @@ def _learn(run: Run, model: BaseAlgorithm, progress: bool, checkpoints: int) -> 
             config.seed + EVAL_SEED_OFFSET,
         )
         callbacks.insert(0, curve)
+    before = run.status()
+    start = time.perf_counter()
+    callbacks.append(_StatusWriter(run, every, before, start, curve))
     if progress:
-        callbacks.append(ProgressBar(config.timesteps))
+        callbacks.append(ProgressBar(planned))
     remaining = config.timesteps - model.num_timesteps
-    status = run.status()
-    wall, eval_time = status.wall_time_s, status.eval_time_s
     run.write_status(status="running", pid=os.getpid(), host=platform.node())
     start_steps = model.num_timesteps
-    start = time.perf_counter()
     interrupted = False
     try:
         with training_threads(threads):
@@ -270,25 +498,16 @@ def _learn(run: Run, model: BaseAlgorithm, progress: bool, checkpoints: int) -> 
     elapsed = time.perf_counter() - start
     evaluating = curve.seconds if curve is not None else 0.0
     # The final state is also the latest checkpoint, so --resume always starts from it.
-    model.save(run.model_path)
-    model.save(run.checkpoint_path(model.num_timesteps))
+    save_model(model, run.model_path)
+    save_model(model, run.checkpoint_path(model.num_timesteps))
     if isinstance(model, OffPolicyAlgorithm):
         model.save_replay_buffer(run.replay_buffer_path(model.num_timesteps))
     steps = model.num_timesteps - start_steps
     training = elapsed - evaluating
-    extra: dict[str, Any] = {}
-    cost = executor_cost(model)
-    if cost is not None:  # circuits, shots and submissions sent, over every session
-        total = Cost(**(status.quantum_cost or {}))
-        total.add(cost)
-        extra["quantum_cost"] = total.to_dict()
     run.write_status(
         status="interrupted" if interrupted else "finished",
-        num_timesteps=model.num_timesteps,
-        wall_time_s=round(wall + elapsed, 2),
-        eval_time_s=round(eval_time + evaluating, 2),
         steps_per_s=round(steps / training, 1) if training > 0 else None,
-        **extra,
+        **_times(before, start, curve, model),
     )
     if not interrupted:
         write_final_evaluation(run, model)

@@ -202,8 +202,15 @@ def test_rerun_reuses_finished_runs_and_refuses_other_settings(grid: Path, capsy
     capsys.readouterr()
     assert main(_compare_cli(out, timesteps=600)) == 2
     err = capsys.readouterr().err
+    assert "holds a grid trained with other settings (--timesteps: folder 512, " in err
+    assert "this command 600)" in err
+    # A run folder from another grid is refused too, naming the differences.
+    (out / "grid.json").unlink()
+    assert main(_compare_cli(out, timesteps=600)) == 2
+    err = capsys.readouterr().err
     assert "holds a run from a different grid (timesteps: grid 600, folder 512)" in err
-    assert stamps == _stamps(out)
+    assert stamps == _stamps(out) and not (out / "grid.json").exists()
+    assert main(_compare_cli(out)) == 0  # grid.json is written again
 
 
 def test_stopped_grid_resumes_without_rerunning_finished_runs(tmp_path: Path):

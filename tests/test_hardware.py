@@ -240,9 +240,29 @@ def test_executor_counts_retries(monkeypatch):
     [
         ("qiskit.remote", {"shots": 10}, "needs a backend"),
         ("qiskit.aer", {"backend": "fake_manilla"}, "did you mean 'fake_manila'"),
-        ("qiskit.aer", {"shots": 0}, "shots must be a positive"),
-        ("qiskit.aer", {"packing": "lots"}, "packing must be"),
-        ("qiskit.aer", {"token": "x"}, "looks like a credential"),
+        ("qiskit.aer", {"shots": 0}, r"bad executor option shots: 0; allowed: a whole number"),
+        ("qiskit.aer", {"shots": "abc"}, r"bad executor option shots: 'abc'"),
+        ("qiskit.aer", {"shots": True}, r"bad executor option shots: True"),
+        ("qiskit.aer", {"packing": "lots"}, r"bad executor option packing: 'lots'.* or auto"),
+        ("qiskit.aer", {"retries": -1}, r"bad executor option retries: -1; .*>= 0"),
+        ("qiskit.aer", {"retries": "abc"}, r"bad executor option retries: 'abc'"),
+        ("qiskit.aer", {"timeout_s": "abc"}, r"bad executor option timeout_s: 'abc'; .*> 0"),
+        ("qiskit.aer", {"timeout_s": 0}, r"bad executor option timeout_s: 0"),
+        ("qiskit.aer", {"backoff_s": -1}, r"bad executor option backoff_s: -1"),
+        ("qiskit.aer", {"optimization_level": 9}, r"optimization_level: 9; .*from 0 to 3"),
+        ("qiskit.aer", {"seed": 1.5}, r"bad executor option seed: 1.5"),
+        ("qiskit.aer", {"noise": "no"}, r"bad executor option noise: 'no'; allowed: true or"),
+        ("qiskit.aer", {"method": "fastest"}, r"bad executor option method: 'fastest'"),
+        ("qiskit.aer", {"max_circuits": 0}, r"bad executor option max_circuits: 0"),
+        ("default.qubit", {"shots": "abc"}, r"bad executor option shots: 'abc'"),
+        ("default.qubit", {"device_options": 3}, r"bad executor option device_options: 3"),
+        ("qiskit.aer", {"token": "x"}, "executor option 'token' looks like a credential"),
+        (
+            "default.qubit",
+            {"device_options": {"aws": [{"Secret-Access-Key": "x"}]}},
+            r"option 'device_options\.aws\[0\]\.Secret-Access-Key' looks like a credential.*"
+            "environment",
+        ),
         ("qiskit.aer", {"shot": 10}, "unknown executor options"),
         ("qiskit.local", {}, "unknown executor 'qiskit.local'.*qiskit.aer"),
         ("braket.local.qubit", {}, "pip install 'qrl\\[braket\\]'"),
@@ -517,3 +537,61 @@ def test_failed_submissions_stop_the_evaluation_and_keep_its_episodes(
     assert "run the same command to continue" in err
     progress = json.loads((run_copy / "evaluations" / "qiskit.aer-16shots.json").read_text())
     assert len(progress["variants"]["exact"]["episodes"]) == 2
+
+
+def test_a_dry_run_costs_the_shots_the_run_spends(run_copy: Path, capsys):
+    """Without --shots, the dry run and the run both use the executor's default (1024 shots
+    per circuit, read from the executor's options), and the bound holds the real cost."""
+    import inspect
+
+    from qrl.cli import main
+    from qrl.executors.qiskit_executor import QiskitExecutor
+
+    default = inspect.signature(QiskitExecutor.__init__).parameters["shots"].default
+    args = ["evaluate", str(run_copy), "--executor", "qiskit.aer", "--episodes", "2", "--json"]
+    assert main([*args, "--dry-run"]) == 0
+    bound = json.loads(capsys.readouterr().out)["variants"][-1]
+    assert bound["description"] == f"qiskit.aer {default} shots"
+    assert bound["max_shots"] == bound["max_circuits"] * default > 0
+    assert main([*args, "--no-reference", "--option", "seed=1"]) == 0
+    spent = json.loads(capsys.readouterr().out)["variants"][-1]
+    assert spent["description"] == bound["description"]
+    assert spent["cost"]["shots"] == spent["cost"]["circuits"] * default > 0
+    assert spent["cost"]["shots"] <= bound["max_shots"]
+    assert main([*args, "--shots", "0", "--dry-run"]) == 2  # never "0 shots", never a default
+    assert "bad executor option shots: 0" in capsys.readouterr().err
+
+
+def test_an_unreachable_ibm_service_is_named_as_such(monkeypatch):
+    """Offline, IBM Runtime blames the token; qrl finds the connection error behind it. A
+    service that answered (an HTTP error) keeps its own message."""
+    import requests
+    from qiskit_ibm_runtime.accounts.exceptions import InvalidAccountError
+
+    def service(cause: Exception):
+        class Service:
+            def __init__(self):
+                try:
+                    raise cause
+                except Exception as exc:
+                    message = "Please check that you are using a valid API token."
+                    raise InvalidAccountError(message) from exc
+
+        return Service
+
+    monkeypatch.setenv("QISKIT_IBM_TOKEN", SECRET)
+    options = {"backend": "ibm_brisbane", "shots": 10}
+    offline = requests.exceptions.ConnectionError("Failed to resolve 'iam.cloud.ibm.com'")
+    monkeypatch.setattr(qiskit_ibm_runtime, "QiskitRuntimeService", service(offline))
+    with pytest.raises(QrlError, match="IBM Quantum is unreachable: the network") as caught:
+        make_executor("qiskit.remote", options)
+    assert "API token" not in str(caught.value) and SECRET not in str(caught.value)
+    refused = requests.exceptions.HTTPError("401 Unauthorized", response=requests.Response())
+    monkeypatch.setattr(qiskit_ibm_runtime, "QiskitRuntimeService", service(refused))
+    with pytest.raises(QrlError, match=r"could not open IBM Quantum: .*valid API token"):
+        make_executor("qiskit.remote", options)
+
+
+def test_negative_retries_submit_nothing():
+    with pytest.raises(QrlError, match=r"bad retries: -1"):
+        submit_with_retries(lambda: pytest.fail("submitted"), retries=-1)

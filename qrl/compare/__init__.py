@@ -17,9 +17,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qrl.compare.grid import Cell, GridSpec, plan, prepare, read_grid, seed_list, train_arguments
+from qrl.compare.grid import (
+    Cell,
+    GridSpec,
+    check_grid,
+    plan,
+    prepare,
+    read_grid,
+    seed_list,
+    train_arguments,
+)
 from qrl.compare.grid import write_grid as _write_grid
-from qrl.compare.launch import Job, Outcome, check_ray_address, run_local, run_ray
+from qrl.compare.launch import (
+    TIMED_OUT,
+    Job,
+    Outcome,
+    check_ray_address,
+    run_local,
+    run_ray,
+)
 from qrl.compare.report import (
     IMPROVEMENT_FIELDS,
     RUN_FIELDS,
@@ -37,7 +53,7 @@ from qrl.compare.report import (
     write_csv,
 )
 from qrl.errors import QrlError
-from qrl.runs import holds_run
+from qrl.runs import DamagedFile, claim, holds_run
 
 __all__ = ["CompareResult", "GridSpec", "compare", "read_grid", "seed_list", "write_report"]
 
@@ -63,15 +79,24 @@ def compare(
     workers: int = 2,
     ray_address: str | None = None,
     command: str = "",
+    run_timeout_s: float | None = None,
 ) -> CompareResult:
     """Train every run of a grid that is not finished yet, then write the comparison.
+
+    The process holds the grid folder's lock (:func:`qrl.runs.hold`) throughout: a second
+    ``qrl compare`` on the same folder is refused while this one runs. A grid whose budget
+    or ``--set`` values differ from those recorded in the folder's grid.json is refused
+    before any work.
 
     :param spec: agents, envs, seeds, budget and overrides
     :param out: the grid's folder
     :param workers: local processes at once (one thread each); ignored with Ray
     :param ray_address: run on the Ray cluster at this address instead
     :param command: the command line, recorded in grid.json and summary.md
-    :return: what was done; ``failed`` lists runs whose process failed
+    :param run_timeout_s: stop a run that takes longer (it saves; the same command resumes
+        it) and report it as timed out, so that one stuck run does not hold up the grid
+    :return: what was done; ``failed`` lists runs whose process failed, or whose folder
+        holds a damaged file (named)
     :raises KeyboardInterrupt: after the running jobs saved what they trained
     """
     folder = Path(out)
@@ -79,14 +104,34 @@ def compare(
         raise QrlError(f"--workers must be at least 1, got {workers}")
     if ray_address is not None:
         check_ray_address(ray_address)
-    cells = plan(spec, folder)  # every name and every existing folder checked first
-    _write_grid(folder, spec, command)
-    todo = [c for c in cells if c.action != "done"]
-    result = CompareResult(folder, cells, reused=len(cells) - len(todo))
-    counts = {a: sum(c.action == a for c in cells) for a in ("done", "curve", "resume", "train")}
+    if run_timeout_s is not None and run_timeout_s <= 0:
+        raise QrlError(f"--run-timeout must be a positive number of seconds, got {run_timeout_s}")
+    with claim(folder, command or None):
+        check_grid(folder, spec)
+        cells = plan(spec, folder)  # every name and every existing folder checked first
+        _write_grid(folder, spec, command)
+        return _run_grid(spec, folder, cells, workers, ray_address, command, run_timeout_s)
+
+
+def _run_grid(
+    spec: GridSpec,
+    folder: Path,
+    cells: list[Cell],
+    workers: int,
+    ray_address: str | None,
+    command: str,
+    run_timeout_s: float | None = None,
+) -> CompareResult:
+    """Run the jobs of the cells that need one, then write the report."""
+    todo = [c for c in cells if c.action not in ("done", "failed")]
+    done = sum(c.action == "done" for c in cells)
+    result = CompareResult(folder, cells, reused=done)
+    result.failed += [f"{c.label}: {'; '.join(c.notes)}" for c in cells if c.action == "failed"]
+    counts = {a: sum(c.action == a for c in cells) for a in ("resume", "train", "curve")}
     _log(
-        f"{len(cells)} runs: {counts['done']} finished (reused), {counts['resume']} to resume, "
+        f"{len(cells)} runs: {done} finished (reused), {counts['resume']} to resume, "
         f"{counts['train']} to train, {counts['curve']} learning curves to compute"
+        + (f", {len(result.failed)} damaged (left alone)" if result.failed else "")
         + (f"; on Ray at {ray_address}" if ray_address else f"; {workers} at a time")
     )
     jobs = []
@@ -97,18 +142,29 @@ def compare(
 
     def progress(outcome: Outcome) -> None:
         finished[0] += 1
-        state = {0: "done", 130: "stopped"}.get(outcome.returncode, "FAILED")
+        timed_out = f"TIMED OUT after {run_timeout_s} s (stopped and saved)"
+        state = {0: "done", 130: "stopped", TIMED_OUT: timed_out}.get(outcome.returncode, "FAILED")
         _log(f"[{finished[0]}/{len(jobs)}] {outcome.job.label}: {state}")
-        if outcome.returncode not in (0, 130):
+        if outcome.returncode == TIMED_OUT:
+            result.failed.append(f"{outcome.job.label} timed out (see {outcome.job.log})")
+        elif outcome.returncode not in (0, 130):
             result.failed.append(f"{outcome.job.label} (see {outcome.job.log})")
 
     if jobs:
         if ray_address is not None:
-            run_ray(jobs, ray_address, progress)
+            run_ray(jobs, ray_address, progress, run_timeout_s)
         else:
-            run_local(jobs, workers, progress)
+            run_local(jobs, workers, progress, run_timeout_s)
     result.outputs = write_report(folder, cells, command)
     return result
+
+
+def _record(cell: Cell) -> RunRecord | None:
+    """A cell's record, or None if it has not finished or a file of it is damaged."""
+    try:
+        return read_record(cell)
+    except DamagedFile:
+        return None
 
 
 def write_report(out: Path, cells: Sequence[Cell], command: str) -> list[Path]:
@@ -119,7 +175,7 @@ def write_report(out: Path, cells: Sequence[Cell], command: str) -> list[Path]:
     from qrl.compare import plots
 
     started = [c for c in cells if holds_run(c.path)]
-    records = [r for r in map(read_record, started) if r is not None]
+    records = [r for r in map(_record, started) if r is not None]
     missing = [c.label for c in cells if not any(r.path == c.path for r in records)]
     envs = list(dict.fromkeys(c.config.env for c in cells))
     agents = list(dict.fromkeys(c.config.agent for c in cells))

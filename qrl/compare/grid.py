@@ -4,15 +4,12 @@ The folder holds ``grid.json`` (the latest grid run in it) and one run folder pe
 ``<env>/<agent>/seed<k>``, each an ordinary ``qrl train`` run folder. A cell's state is read
 from its folder, so a grid that was interrupted, or extended with more seeds or agents,
 continues where it stopped: finished runs are reused, interrupted ones resume from their
-latest checkpoint, and a folder trained with different settings is refused.
+latest checkpoint, and a grid or run folder trained with different settings is refused.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import platform
-import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +18,22 @@ from typing import Any, Literal
 from qrl.agents import resolve_config
 from qrl.errors import QrlError
 from qrl.presets import RunConfig, parse_override
-from qrl.runs import Run, holds_run, open_run
+from qrl.runs import (
+    DamagedFile,
+    Run,
+    has_trained,
+    holds_run,
+    lock_holder,
+    open_run,
+    read_json,
+    write_json,
+)
 
 # Settings that change how a run is evaluated, not how it trains.
 EVALUATION_KEYS = ("eval_episodes", "eval_freq", "eval_freq_episodes")
+GRID = "grid.json"
 
-Action = Literal["done", "curve", "train", "resume"]
+Action = Literal["done", "curve", "train", "resume", "failed"]
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,9 @@ class Cell:
     :param config: the configuration the grid trains it with
     :param path: its run folder
     :param action: "done" (finished and evaluated), "curve" (finished, learning curve to
-        compute from its checkpoints), "train" (start), "resume" (continue from a checkpoint)
+        compute from its checkpoints), "train" (start), "resume" (continue from a checkpoint),
+        "failed" (a file of its folder is damaged: left alone, reported)
+    :param notes: why it failed
     """
 
     agent: str
@@ -115,21 +124,12 @@ def config_differences(expected: RunConfig, found: RunConfig) -> list[str]:
     ]
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def cell_action(run: Run, expected: RunConfig) -> Action:
     """What a run folder that holds a configuration still needs.
 
-    :raises QrlError: if the folder was trained with other settings, or is being trained
-        by a live process on this machine
+    :raises QrlError: if the folder was trained with other settings, or another process
+        holds its lock (trains or evaluates into it)
+    :raises DamagedFile: naming a file of the folder that cannot be read
     """
     differences = config_differences(expected, run.config)
     if differences:
@@ -139,17 +139,15 @@ def cell_action(run: Run, expected: RunConfig) -> Action:
             + (f"; and {len(differences) - 4} more" if len(differences) > 4 else "")
             + "). Give another --out folder, or move that run away"
         )
-    status = run.status()
-    state = status.status
-    if state == "running" and status.host == platform.node():
-        pid = status.pid
-        if isinstance(pid, int) and _process_alive(pid):
-            raise QrlError(f"{run.path} is being trained by process {pid}; wait or stop it")
+    holder = lock_holder(run.path)
+    if holder is not None:
+        raise QrlError(f"{run.path} is in use by {holder}; wait for it to end, or stop it")
+    state = run.status().status
     if state == "finished" and (run.evaluation() is not None or expected.eval_episodes == 0):
         if expected.eval_freq > 0 and run.curve() is None:
             return "curve"
         return "done"
-    return "resume" if run.latest_checkpoint() is not None else "train"
+    return "resume" if has_trained(run.path) else "train"
 
 
 def plan(spec: GridSpec, out: Path) -> list[Cell]:
@@ -186,7 +184,11 @@ def plan(spec: GridSpec, out: Path) -> list[Cell]:
     _check_same_hyperparameters(cells)
     for cell in cells:  # after every name is known to be valid
         if holds_run(cell.path):
-            cell.action = cell_action(open_run(cell.path), cell.config)
+            try:
+                cell.action = cell_action(open_run(cell.path), cell.config)
+            except DamagedFile as exc:  # reported as failed; the other runs go on
+                cell.action = "failed"
+                cell.notes.append(str(exc))
     return cells
 
 
@@ -210,10 +212,8 @@ def _check_same_hyperparameters(cells: Sequence[Cell]) -> None:
 
 
 def prepare(cell: Cell) -> None:
-    """Make a cell's folder ready for its job (a run that never saved a checkpoint starts
-    over: there is nothing of it to keep)."""
-    if cell.action == "train" and holds_run(cell.path):
-        shutil.rmtree(cell.path)
+    """Make a cell's folder ready for its job, which writes its log there (a run that never
+    saved a checkpoint is started over in place by its ``qrl train`` job)."""
     cell.path.mkdir(parents=True, exist_ok=True)
 
 
@@ -236,26 +236,74 @@ def train_arguments(cell: Cell, spec: GridSpec) -> list[str]:
 def write_grid(out: Path, spec: GridSpec, command: str) -> None:
     """Record the grid last run in a folder."""
     out.mkdir(parents=True, exist_ok=True)
-    data = spec.to_dict() | {"command": command}
-    (out / "grid.json").write_text(json.dumps(data, indent=2) + "\n")
+    write_json(out / GRID, spec.to_dict() | {"command": command})
 
 
 def read_grid(out: Path) -> GridSpec:
     """The grid last run in a folder (to re-plot it).
 
-    :raises QrlError: if the folder holds no grid
+    :raises QrlError: if the folder holds no grid, or its grid.json is damaged
     """
-    path = out / "grid.json"
-    if not path.is_file():
+    path = out / GRID
+    data = read_json(path)
+    if data is None:
         raise QrlError(f"{out} holds no comparison (no grid.json); run qrl compare with --agents")
-    data = json.loads(path.read_text())
-    return GridSpec(
-        agents=tuple(data["agents"]),
-        envs=tuple(data["envs"]),
-        seeds=tuple(int(s) for s in data["seeds"]),
-        timesteps=data.get("timesteps"),
-        overrides=tuple(data.get("overrides", ())),
-    )
+    try:
+        return GridSpec(
+            agents=tuple(data["agents"]),
+            envs=tuple(data["envs"]),
+            seeds=tuple(int(s) for s in data["seeds"]),
+            timesteps=data.get("timesteps"),
+            overrides=tuple(data.get("overrides", ())),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DamagedFile(f"{path} is damaged ({type(exc).__name__}: {exc})") from None
+
+
+_UNSET = object()
+
+
+def _training_settings(spec: GridSpec) -> dict[str, Any]:
+    """The settings a grid gives every run that change what is trained: its budget and
+    its ``--set`` values other than evaluation ones (the last of a repeated key)."""
+    out: dict[str, Any] = {"--timesteps": spec.timesteps}
+    for key, value in map(parse_override, spec.overrides):
+        if key.split(".")[0] not in EVALUATION_KEYS:
+            out[f"--set {key}"] = value
+    return out
+
+
+def grid_differences(recorded: GridSpec, spec: GridSpec) -> list[str]:
+    """How a grid's training settings differ from those recorded in its folder.
+
+    Agents, envs and seeds may be added (the grid is extended); evaluation settings may
+    change. The budget and every other ``--set`` value must stay the same, or the folder
+    would mix runs trained differently.
+    """
+    before, now = _training_settings(recorded), _training_settings(spec)
+    out = []
+    for key in sorted(set(before) | set(now)):
+        old, new = before.get(key, _UNSET), now.get(key, _UNSET)
+        if old != new:
+            shown = ["not given" if v in (_UNSET, None) else repr(v) for v in (old, new)]
+            out.append(f"{key}: folder {shown[0]}, this command {shown[1]}")
+    return out
+
+
+def check_grid(out: Path, spec: GridSpec) -> None:
+    """Refuse a grid whose training settings differ from those recorded in ``out``.
+
+    :raises QrlError: naming every difference, before any work
+    """
+    if not (out / GRID).is_file():
+        return
+    differences = grid_differences(read_grid(out), spec)
+    if differences:
+        raise QrlError(
+            f"{out} holds a grid trained with other settings ("
+            + "; ".join(differences)
+            + "): give another --out folder, or the same settings"
+        )
 
 
 def seed_list(seeds: int | Sequence[int]) -> tuple[int, ...]:

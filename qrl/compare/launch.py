@@ -3,7 +3,9 @@
 Every job is one ``qrl`` command (``train``, ``train --resume`` or ``curve``) in its own
 process with one thread, its output appended to ``train.log`` in its run folder. Stopping
 the grid (Ctrl-C, SIGTERM) stops every job the way Ctrl-C stops ``qrl train``: each saves
-what it trained, so the same command resumes the grid.
+what it trained, so the same command resumes the grid. On Linux, local jobs are also sent
+SIGTERM by the kernel if the grid process dies without a word (SIGKILL, a crash): no job
+trains on unattended.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -46,9 +49,13 @@ class Job:
     log: Path
 
 
+TIMED_OUT = 124  # the exit status of a job stopped at its time limit (as timeout(1) uses)
+
+
 @dataclass
 class Outcome:
-    """How a job ended: its exit status (0 done, 130 stopped, else failed)."""
+    """How a job ended: its exit status (0 done, 130 stopped, 124 stopped at its time limit,
+    else failed)."""
 
     job: Job
     returncode: int
@@ -62,12 +69,30 @@ def _environment() -> dict[str, str]:
     return os.environ | THREAD_LIMITS
 
 
-def run_process(args: Sequence[str], log: Path, stop: threading.Event | None = None) -> int:
+# A job started with this variable set to the grid process's pid asks Linux, as its first
+# act, to be sent SIGTERM when that process dies (qrl.cli.stop_with_parent): so a grid killed
+# with kill -9 leaves no orphan runs. (Asked by the job itself, not in a preexec_fn: the grid
+# starts jobs from several threads, where code between fork and exec can deadlock.)
+PARENT_VARIABLE = "QRL_STOP_WITH_PARENT"
+
+
+def run_process(
+    args: Sequence[str],
+    log: Path,
+    stop: threading.Event | None = None,
+    stop_with_parent: bool = False,
+    timeout_s: float | None = None,
+) -> int:
     """Run one ``qrl`` command to its end, or stop it (SIGTERM, it saves) when asked.
 
     :param args: arguments of ``qrl``
     :param log: file to append its output to
     :param stop: when set, the command is stopped
+    :param stop_with_parent: on Linux, have the kernel stop the command (SIGTERM) if this
+        process dies first (local grids; Ray manages its own workers)
+    :param timeout_s: stop the command (SIGTERM: it saves) after this many seconds, and
+        return :data:`TIMED_OUT`; a stuck run (an episode that never ends) does not hold
+        up the grid
     :return: the command's exit status
     """
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -80,9 +105,10 @@ def run_process(args: Sequence[str], log: Path, stop: threading.Event | None = N
             _command(args),
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=_environment(),
+            env=_environment() | ({PARENT_VARIABLE: str(os.getpid())} if stop_with_parent else {}),
             start_new_session=True,
         )
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
         try:
             while True:
                 try:
@@ -90,6 +116,10 @@ def run_process(args: Sequence[str], log: Path, stop: threading.Event | None = N
                 except subprocess.TimeoutExpired:
                     if stop is not None and stop.is_set():
                         return _stop(process)
+                    if deadline is not None and time.monotonic() > deadline:
+                        _stop(process)
+                        out.write(f"qrl compare: stopped after its time limit of {timeout_s} s\n")
+                        return TIMED_OUT
         except BaseException:
             _stop(process)
             raise
@@ -105,13 +135,17 @@ def _stop(process: subprocess.Popen[Any]) -> int:
 
 
 def run_local(
-    jobs: Sequence[Job], workers: int, report: Callable[[Outcome], None]
+    jobs: Sequence[Job],
+    workers: int,
+    report: Callable[[Outcome], None],
+    timeout_s: float | None = None,
 ) -> list[Outcome]:
     """Run jobs on a pool of ``workers`` processes.
 
     :param jobs: the jobs, started in order
     :param workers: processes at once
     :param report: called as each job ends
+    :param timeout_s: the time limit of each job (see :func:`run_process`)
     :return: the outcomes of the jobs that ran
     :raises KeyboardInterrupt: after stopping the running jobs, if interrupted
     """
@@ -122,7 +156,7 @@ def run_local(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures: dict[Future[int], Job] = {}
         for job in jobs:
-            futures[pool.submit(_guarded, job, stop)] = job
+            futures[pool.submit(_guarded, job, stop, timeout_s)] = job
         pending = set(futures)
         try:
             while pending:
@@ -140,10 +174,10 @@ def run_local(
     return outcomes
 
 
-def _guarded(job: Job, stop: threading.Event) -> int:
+def _guarded(job: Job, stop: threading.Event, timeout_s: float | None) -> int:
     if stop.is_set():
         return 130
-    return run_process(job.args, job.log, stop)
+    return run_process(job.args, job.log, stop, stop_with_parent=True, timeout_s=timeout_s)
 
 
 def check_ray_address(address: str, timeout: float = 5.0) -> None:
@@ -175,12 +209,17 @@ def check_ray_address(address: str, timeout: float = 5.0) -> None:
         ) from None
 
 
-def _ray_job(args: list[str], log: str) -> int:
+def _ray_job(args: list[str], log: str, timeout_s: float | None) -> int:
     """A job on a Ray worker: the same ``qrl`` process as locally (stopped on cancel)."""
-    return run_process(args, Path(log))
+    return run_process(args, Path(log), timeout_s=timeout_s)
 
 
-def run_ray(jobs: Sequence[Job], address: str, report: Callable[[Outcome], None]) -> list[Outcome]:
+def run_ray(
+    jobs: Sequence[Job],
+    address: str,
+    report: Callable[[Outcome], None],
+    timeout_s: float | None = None,
+) -> list[Outcome]:
     """Run jobs as Ray tasks of one CPU each on the cluster at ``address``.
 
     Run folders are written by the workers: on a cluster of several machines, the output
@@ -197,7 +236,7 @@ def run_ray(jobs: Sequence[Job], address: str, report: Callable[[Outcome], None]
         raise QrlError(f"cannot connect to the Ray cluster at {address}: {exc}") from None
     try:
         task = ray.remote(num_cpus=1, max_retries=0)(_ray_job)
-        refs = {task.remote(job.args, str(job.log)): job for job in jobs}
+        refs = {task.remote(job.args, str(job.log), timeout_s): job for job in jobs}
         pending = list(refs)
         outcomes: list[Outcome] = []
         try:

@@ -12,6 +12,7 @@ for the requested executor, and the compared variants in ``variants``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
@@ -22,17 +23,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 
+from qrl.envs import episode_step_limit
 from qrl.errors import QrlError
-from qrl.evaluation.episodes import EVAL_SEED_OFFSET, Clock, Episode, play_episodes, statistics
+from qrl.evaluation.episodes import (
+    Clock,
+    Episode,
+    check_episodes,
+    episode_count,
+    evaluation_seed,
+    play_episodes,
+    statistics,
+)
 from qrl.evaluation.models import evaluation_report, load_target
+from qrl.executors import option_defaults
 from qrl.executors.cost import Cost
 from qrl.extractors import CircuitRunner, circuit_modules, executor_cost, set_executor
 from qrl.presets import RunConfig
-from qrl.runs import add_executor_evaluation, run_folder_of, write_json
+from qrl.runs import add_executor_evaluation, hold, holds_run, run_folder_of, write_json
 
 
 @dataclass(frozen=True)
@@ -74,9 +84,14 @@ def variants(executor: str, options: Mapping[str, Any], reference: bool = True) 
     """The requested executor and, with ``reference``, what it is compared with.
 
     Exact simulation (the torch executor) always; for a qiskit executor on a device, also
-    ideal sampling with the same shots on Aer (shot noise without device noise).
+    ideal sampling with the same shots on Aer (shot noise without device noise). Shots left
+    out are the executor's default (:func:`~qrl.executors.option_defaults`), written into
+    the options, so that rows, costs and file names say what runs.
     """
     requested = dict(options)
+    default_shots = option_defaults(executor).get("shots")
+    if "shots" not in requested and default_shots is not None:
+        requested["shots"] = default_shots
     noisy = bool(requested.get("backend")) and requested.get("noise", True)
     label = "device" if noisy else ("shots" if requested.get("shots") else executor)
     out = [Variant(label, executor, requested)]
@@ -206,16 +221,17 @@ def dry_run(
 ) -> dict[str, Any]:
     """What an evaluation would cost at most, without running any circuit.
 
-    Every episode is assumed to last the task's step limit (``max_episode_steps``).
+    Every episode is assumed to last the step limit its environments apply
+    (:func:`qrl.envs.episode_step_limit`: ``max_episode_steps``, the task's own, or qrl's
+    default for a task without one). The shots are those of the executor the real run
+    builds from the same options (its default when left out), and
+    ``max_shots`` counts them on every circuit.
     """
     set_executor(model, variant.executor, variant.options)
-    max_steps = gym.spec(config.env_id).max_episode_steps
-    if max_steps is None:
-        raise QrlError(f"{config.env_id} has no step limit; a dry run cannot bound its cost")
+    max_steps = episode_step_limit(config)
     rounds = [min(n_envs, episodes - i) for i in range(0, episodes, n_envs)]
-    circuits = submissions = policy_circuits = 0
+    circuits = submissions = policy_circuits = shots = 0
     modules: list[CircuitRunner] = [m for _, m in circuit_modules(model)]
-    shots = int(variant.options.get("shots") or 0)
     for size in rounds:
         for module in modules:
             info = module.executor.transpile_report(module.circuit, size)
@@ -225,6 +241,7 @@ def dry_run(
                 per_call = policy = size
             circuits += per_call * max_steps
             policy_circuits += policy * max_steps
+            shots += per_call * max_steps * int(getattr(module.executor, "shots", None) or 0)
             submissions += max_steps
     return {
         "label": variant.label,
@@ -235,7 +252,7 @@ def dry_run(
         "max_submissions": submissions,
         "max_circuits": circuits,
         "max_policy_circuits": policy_circuits,
-        "max_shots": circuits * shots,
+        "max_shots": shots,
         "transpiled": transpile_info(model, n_envs),
     }
 
@@ -280,13 +297,15 @@ def evaluate_executors(
     reference: bool = True,
     restart: bool = False,
     env: str | None = None,
-    algorithm: str = "ppo",
+    algorithm: str | None = "ppo",
 ) -> dict[str, Any]:
     """Evaluate a saved policy on an executor, beside exact simulation and ideal shots.
 
     The report goes into the run's ``eval.json`` under ``executors``; progress is kept in
     ``evaluations/<tag>.json`` of the run folder (beside a model file outside one), so an
     interrupted evaluation resumes where it stopped and a finished one is not run again.
+    The evaluation holds the run folder's lock (:func:`qrl.runs.hold`): it is refused while
+    another process trains or evaluates into the folder.
 
     :param target: run folder or model file
     :param executor: executor name ("qiskit.aer", "qiskit.remote", "default.qubit", ...)
@@ -303,60 +322,63 @@ def evaluate_executors(
         standard deviation), ``n_envs``, and in ``variants`` one entry per variant (the
         requested one last), with its returns, statistics and costs
     """
-    model, config, model_path = load_target(target, env, algorithm)
-    episodes = episodes or config.eval_episodes
-    if episodes < 1:
-        raise QrlError(f"--episodes must be at least 1, got {episodes}")
-    first = config.seed + EVAL_SEED_OFFSET if seed is None else seed
-    todo = variants(executor, dict(options or {}), reference)
-    _check_quantum(model, executor)
-    for variant in todo:  # unknown names, options, backends, credentials: before any work
-        set_executor(model, variant.executor, variant.options)
-    n_envs = max(1, min(config.n_envs, episodes))
-    stat = model_path.stat()
-    settings = {
-        "format": 2,  # progress is kept per episode
-        "model": str(model_path.resolve()),
-        "model_version": [stat.st_size, stat.st_mtime_ns],
-        "episodes": episodes,
-        "seed": first,
-        "deterministic": deterministic,
-        "n_envs": n_envs,
-        "variants": [[v.label, v.executor, dict(v.options)] for v in todo],
-    }
-    name = todo[-1].tag()
-    progress = Progress(_progress_path(model_path, name), settings, restart)
-    done = progress.episodes_done()
-    if 0 < done < episodes * len(todo):  # a finished evaluation is reported, not resumed
-        print(f"qrl: resuming {name}: {done} episodes done ({progress.path})", file=sys.stderr)
-    results = []
-    for variant in todo:
-        entry = evaluate_variant(
+    check_episodes(episodes)  # before the model is loaded
+    given = Path(target)
+    run = given if given.is_dir() and holds_run(given) else run_folder_of(given)
+    # The evaluation writes into the run folder (progress, eval.json): one writer at a time.
+    with hold(run) if run is not None else contextlib.nullcontext():
+        model, config, model_path = load_target(target, env, algorithm)
+        episodes = episode_count(episodes, config)
+        first = evaluation_seed(seed, config)
+        todo = variants(executor, dict(options or {}), reference)
+        _check_quantum(model, executor)
+        for variant in todo:  # unknown names, options, backends, credentials: before any work
+            set_executor(model, variant.executor, variant.options)
+        n_envs = max(1, min(config.n_envs, episodes))
+        stat = model_path.stat()
+        settings = {
+            "format": 2,  # progress is kept per episode
+            "model": str(model_path.resolve()),
+            "model_version": [stat.st_size, stat.st_mtime_ns],
+            "episodes": episodes,
+            "seed": first,
+            "deterministic": deterministic,
+            "n_envs": n_envs,
+            "variants": [[v.label, v.executor, dict(v.options)] for v in todo],
+        }
+        name = todo[-1].tag()
+        progress = Progress(_progress_path(model_path, name), settings, restart)
+        done = progress.episodes_done()
+        if 0 < done < episodes * len(todo):  # a finished evaluation is reported, not resumed
+            print(f"qrl: resuming {name}: {done} episodes done ({progress.path})", file=sys.stderr)
+        results = []
+        for variant in todo:
+            entry = evaluate_variant(
+                model,
+                config,
+                variant,
+                episodes,
+                first,
+                n_envs,
+                deterministic,
+                progress.variants.get(variant.label),
+                functools.partial(progress.save, variant.label),
+            )
+            results.append(entry)
+        requested = results[-1]  # the top level describes the requested executor's variant
+        report = evaluation_report(
             model,
             config,
-            variant,
-            episodes,
+            requested["returns"],
+            requested["lengths"],
             first,
-            n_envs,
             deterministic,
-            progress.variants.get(variant.label),
-            functools.partial(progress.save, variant.label),
+            requested["executor"],
+            n_envs,
         )
-        results.append(entry)
-    requested = results[-1]  # the top level describes the requested executor's variant
-    report = evaluation_report(
-        model,
-        config,
-        requested["returns"],
-        requested["lengths"],
-        first,
-        deterministic,
-        requested["executor"],
-        n_envs,
-    )
-    report["variants"] = results
-    _store(model_path, name, report)
-    return report
+        report["variants"] = results
+        _store(model_path, name, report)
+        return report
 
 
 def evaluation_cost(
@@ -366,15 +388,16 @@ def evaluation_cost(
     episodes: int | None = None,
     reference: bool = True,
     env: str | None = None,
-    algorithm: str = "ppo",
+    algorithm: str | None = "ppo",
 ) -> dict[str, Any]:
     """The most an evaluation would cost (``qrl evaluate --dry-run``): nothing is run.
 
     :return: per variant, the bound on submissions, circuits and shots, and the transpiled
         circuits' depth and gate counts
     """
+    check_episodes(episodes)  # before the model is loaded
     model, config, _ = load_target(target, env, algorithm)
-    episodes = episodes or config.eval_episodes
+    episodes = episode_count(episodes, config)
     _check_quantum(model, executor)
     n_envs = max(1, min(config.n_envs, episodes))
     rows = [

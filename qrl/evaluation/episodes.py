@@ -10,7 +10,8 @@ same weights and seed give the same episodes everywhere:
   one batched ``model.predict`` over the episodes still running (one executor call, one
   submission for a device), and the recurrent states of episodes that end are dropped;
 - the environments are built as training builds them (:func:`qrl.envs.make_envs`: the env
-  preset's ``env_kwargs`` and the same wrappers).
+  preset's ``env_kwargs``, the same wrappers and the same step limit, so every episode
+  ends, even on a task without a limit of its own).
 
 :func:`statistics` summarises returns and lengths, with the *sample* standard deviation
 (``ddof=1``; 0 for a single episode) everywhere.
@@ -36,7 +37,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from qrl.envs import make_envs, make_video_env
 from qrl.errors import QrlError
-from qrl.presets import RunConfig
+from qrl.presets import SEED_MAX, RunConfig, whole_number
 
 EVAL_SEED_OFFSET = 10_000  # evaluation episodes start from states training never saw
 
@@ -64,6 +65,43 @@ class Clock:
     """Seconds spent in the reference policy (not the evaluated one), updated as it runs."""
 
     reference_s: float = 0.0
+
+
+def check_episodes(episodes: int | None) -> None:
+    """Refuse a number of episodes that is given but is not a whole number >= 1 (before
+    anything is loaded); None stands for the run's ``eval_episodes``.
+
+    :raises QrlError: naming the value and what is allowed
+    """
+    if episodes is not None:
+        whole_number(episodes, "--episodes", 1)
+
+
+def episode_count(episodes: int | None, config: RunConfig) -> int:
+    """The number of episodes an evaluation plays: ``episodes``, or the run's
+    ``eval_episodes`` when not given (0 is refused, never replaced by the default).
+
+    :param episodes: the number asked for, or None
+    :param config: the run configuration
+    :raises QrlError: for a number below 1, or no number and ``eval_episodes: 0``
+    """
+    check_episodes(episodes)
+    if episodes is not None:
+        return int(episodes)
+    if config.eval_episodes < 1:
+        raise QrlError(f"{config.env} is set to eval_episodes: 0; give --episodes N")
+    return int(config.eval_episodes)
+
+
+def evaluation_seed(seed: int | None, config: RunConfig) -> int:
+    """The seed of episode 0: ``seed``, or the run's seed + :data:`EVAL_SEED_OFFSET`.
+
+    :raises QrlError: for a seed that is not a whole number from 0 to
+        :data:`~qrl.presets.SEED_MAX`
+    """
+    if seed is None:
+        return config.seed + EVAL_SEED_OFFSET
+    return whole_number(seed, "--seed", 0, SEED_MAX)
 
 
 def episode_indices(episodes: int | Sequence[int]) -> list[int]:

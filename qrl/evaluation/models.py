@@ -10,19 +10,22 @@ from typing import Any
 
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from qrl.agents import build_model, load_model
-from qrl.envs import make_envs
+from qrl.agents import build_model, load_model, model_file_problem, saved_algorithms
+from qrl.envs import make_env, make_envs
 from qrl.errors import QrlError
 from qrl.evaluation.episodes import (
     EVAL_SEED_OFFSET,
+    check_episodes,
     curve_point,
+    episode_count,
+    evaluation_seed,
     play_episodes,
     returns_and_lengths,
     statistics,
 )
 from qrl.extractors import circuit_modules, parameter_counts, set_executor
-from qrl.presets import RunConfig, load_env_preset, task_settings
-from qrl.runs import Curve, Run, locate, open_run
+from qrl.presets import RunConfig, check_settings, load_env_preset, task_settings
+from qrl.runs import Curve, Run, hold, locate, open_run
 
 
 def curve_from_checkpoints(target: str | Path, episodes: int | None = None) -> Curve:
@@ -38,26 +41,26 @@ def curve_from_checkpoints(target: str | Path, episodes: int | None = None) -> C
     :param episodes: episodes per point; the run's ``eval_freq_episodes`` by default
     :return: the curve
     """
+    check_episodes(episodes)
     run = open_run(target)
     config = run.config
-    episodes = int(episodes or config.eval_freq_episodes)
-    if episodes < 1:
-        raise QrlError(f"--episodes must be at least 1, got {episodes}")
+    episodes = int(config.eval_freq_episodes if episodes is None else episodes)
     checkpoints = run.checkpoints()
     if not checkpoints:
         raise QrlError(f"{run.path} has no checkpoints to compute a learning curve from")
     found: list[tuple[int, Path | None]] = [(0, None), *checkpoints]  # 0: untrained
     seed = config.seed + EVAL_SEED_OFFSET
     curve = Curve(None, episodes, seed, source="checkpoints")
-    for steps, checkpoint in found:
-        if checkpoint is None:
-            train_envs = make_envs(config, seed=config.seed)
-            model = build_model(config, train_envs)
-            train_envs.close()
-        else:
-            model = load_model(checkpoint, config.algorithm)
-        curve.add(steps, *curve_point(model, config, episodes, seed))
-    run.write_curve(curve)
+    with hold(run.path):  # curve.json has one writer, as every file of the folder
+        for steps, checkpoint in found:
+            if checkpoint is None:
+                train_envs = make_envs(config, seed=config.seed)
+                model = build_model(config, train_envs)
+                train_envs.close()
+            else:
+                model = load_model(checkpoint, config.algorithm)
+            curve.add(steps, *curve_point(model, config, episodes, seed))
+        run.write_curve(curve)
     return curve
 
 
@@ -90,9 +93,8 @@ def evaluate_model(
     :return: see :func:`evaluation_report`; ``n_envs`` (episodes played at once) is the
         configuration's, at most ``episodes``, and 1 with ``video``
     """
-    if episodes < 1:
-        raise QrlError(f"--episodes must be at least 1, got {episodes}")
-    eval_seed = config.seed + EVAL_SEED_OFFSET if seed is None else seed
+    check_episodes(episodes)
+    eval_seed = evaluation_seed(seed, config)
     n_envs = 1 if video is not None else max(1, min(config.n_envs, episodes))
     played = play_episodes(
         model, config, episodes, eval_seed, deterministic, n_envs=n_envs, video=video
@@ -154,24 +156,67 @@ def evaluation_report(
 
 
 def load_target(
-    target: str | Path, env: str | None = None, algorithm: str = "ppo"
+    target: str | Path, env: str | None = None, algorithm: str | None = "ppo"
 ) -> tuple[BaseAlgorithm, RunConfig, Path]:
     """Load a saved policy with its configuration: a run folder or a model .zip file.
 
+    A model file outside a run folder is checked against the task it is evaluated on: a
+    model of another algorithm, or one trained on other observations or actions, is
+    refused with what it is.
+
     :param target: run folder or model file
     :param env: task of a model file outside a run folder (preset or Gymnasium id)
-    :param algorithm: algorithm of a model file outside a run folder
+    :param algorithm: algorithm of a model file outside a run folder; None: the one the
+        file says it was saved by (ppo if it does not say)
     :return: the model, its configuration and the model file
     """
     model_path, config = locate(target)
     if config is None:
         if env is None:
             raise QrlError(f"{model_path} is not inside a run folder: pass --env (and --algo)")
+        if algorithm is None:
+            saved = saved_algorithms(model_path) if model_file_problem(model_path) is None else None
+            algorithm = saved[0] if saved else "ppo"
         task = task_settings(*load_env_preset(env))
-        config = RunConfig(agent=model_path.stem, algorithm=algorithm, **task)
-    elif env is not None:
+        config = RunConfig(agent=model_path.stem, algorithm=str(algorithm).lower(), **task)
+        check_settings(config)
+        model = load_model(model_path, config.algorithm)
+        _check_task(model, config, model_path)
+        return model, config, model_path
+    if env is not None:
         raise QrlError("--env is only for model files outside a run folder")
+    check_settings(config)  # a config.yaml edited by hand
     return load_model(model_path, config.algorithm), config, model_path
+
+
+def _check_task(model: BaseAlgorithm, config: RunConfig, model_path: Path) -> None:
+    """Refuse a model trained on other observations or actions than the task's."""
+    env = make_env(config)
+    try:
+        want = (env.observation_space, env.action_space)
+    finally:
+        env.close()
+    have = (model.observation_space, model.action_space)
+    if any(not _same_space(a, b) for a, b in zip(have, want, strict=True)):
+        trained, task = ", ".join(map(_space, have)), ", ".join(map(_space, want))
+        raise QrlError(
+            f"{model_path} was trained on observations and actions {trained}, but "
+            f"{config.env_id} has {task}: pass the --env it was trained on"
+        )
+
+
+def _space(space: Any) -> str:
+    """A space in few words: ``Box(4,)``, ``Discrete(2)``."""
+    if hasattr(space, "n"):
+        return f"{type(space).__name__}({space.n})"
+    return f"{type(space).__name__}{tuple(space.shape) if space.shape else '()'}"
+
+
+def _same_space(a: Any, b: Any) -> bool:
+    """Whether two spaces have the same kind and shape (and number of choices)."""
+    if type(a) is not type(b) or a.shape != b.shape:
+        return False
+    return getattr(a, "n", None) == getattr(b, "n", None)
 
 
 def evaluate(
@@ -183,7 +228,7 @@ def evaluate(
     deterministic: bool = True,
     video: str | Path | None = None,
     env: str | None = None,
-    algorithm: str = "ppo",
+    algorithm: str | None = "ppo",
 ) -> dict[str, Any]:
     """Evaluate a saved policy: a run folder or a model .zip file.
 
@@ -196,16 +241,17 @@ def evaluate(
     :param deterministic: take the most likely action instead of sampling
     :param video: folder to record the episodes into
     :param env: task of a model file outside a run folder (preset or Gymnasium id)
-    :param algorithm: algorithm of a model file outside a run folder
+    :param algorithm: algorithm of a model file outside a run folder (None: the file's)
     :return: see :func:`evaluate_model`
     """
+    check_episodes(episodes)  # before the model is loaded
     model, config, _ = load_target(target, env, algorithm)
     if executor is not None:
         set_executor(model, executor, executor_options)
     return evaluate_model(
         model,
         config,
-        episodes=episodes or config.eval_episodes,
+        episodes=episode_count(episodes, config),
         seed=seed,
         deterministic=deterministic,
         video=video,

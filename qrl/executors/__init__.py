@@ -81,6 +81,28 @@ def make_executor(name: str, options: Mapping[str, Any] | None = None) -> Execut
     return PennyLaneExecutor(name, **options)
 
 
+def option_defaults(name: str) -> dict[str, Any]:
+    """What the options of an executor left out mean: the defaults of its constructor, the
+    one source that the real run and a dry run's cost both read.
+
+    :param name: an executor name
+    :return: option -> default (empty for "torch")
+    """
+    if name == "torch":
+        return {}
+    from qrl.executors.qiskit_executor import QISKIT_EXECUTORS
+    from qrl.executors.qiskit_executor import option_defaults as qiskit_defaults
+
+    if name in QISKIT_EXECUTORS:
+        return qiskit_defaults()
+    import inspect
+
+    from qrl.executors.pennylane_executor import PennyLaneExecutor
+
+    parameters = inspect.signature(PennyLaneExecutor.__init__).parameters
+    return {n: p.default for n, p in parameters.items() if p.default is not p.empty}
+
+
 def _check_options(options: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
     unknown = sorted(set(options) - set(allowed))
     if unknown:

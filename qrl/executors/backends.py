@@ -5,19 +5,21 @@ real IBM device's qubits, coupling map, basis gates and calibrated errors, simul
 by Aer. Any other name is looked up on IBM Quantum through ``QiskitRuntimeService``, whose
 credentials come only from the environment (``QISKIT_IBM_TOKEN``, ``QISKIT_IBM_INSTANCE``,
 ``QISKIT_IBM_CHANNEL``) or from the account Qiskit saved on this machine. qrl never takes a
-token as an option and never writes one.
+credential as an option, at any depth of the options (:func:`check_no_secrets`), and never
+writes one (:func:`qrl.presets.check_before_writing`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
 from qrl.errors import QrlError, choices_hint
+from qrl.presets import check_no_credentials
 
 IBM_EXTRA = "pip install 'qrl[ibm]' (in a checkout: pip install -e '.[ibm]')"
 BRAKET_EXTRA = "pip install 'qrl[braket]' (in a checkout: pip install -e '.[braket]')"
-SECRET_OPTIONS = ("token", "api_key", "apikey", "password", "secret", "credentials")
 
 
 def require_qiskit() -> None:
@@ -68,15 +70,45 @@ def is_fake(name: str) -> bool:
     return name.startswith("fake_")
 
 
-def check_no_secrets(options: dict[str, Any]) -> None:
-    """Refuse credentials passed as executor options (they would be saved with the model)."""
-    for key in options:
-        if key.lower() in SECRET_OPTIONS:
-            raise QrlError(
-                f"executor option {key!r} looks like a credential; qrl never takes credentials "
-                "as options (they would be saved in the run). Set QISKIT_IBM_TOKEN in the "
-                "environment or save an account with QiskitRuntimeService.save_account()"
-            )
+def check_no_secrets(options: Mapping[str, Any]) -> None:
+    """Refuse credentials passed as executor options, at any depth (``device_options:
+    {api_key: ...}``): options are saved with the model and the run.
+
+    :raises QrlError: naming the key (never its value) and where credentials come from
+    """
+    check_no_credentials(options, "executor option")
+
+
+def _network_error(exc: BaseException) -> BaseException | None:
+    """The network failure behind an exception (a name that does not resolve, a refused or
+    timed-out connection), following its causes; None if there is none. An HTTP error
+    (a response came back, e.g. 401 for a bad token) is not one."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        module = type(current).__module__.split(".")[0]
+        network = isinstance(current, OSError) or module in ("requests", "urllib3")
+        if network and getattr(current, "response", None) is None:
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _unreachable(exc: BaseException) -> QrlError | None:
+    """The error to report when IBM Quantum could not be reached, or None."""
+    network = _network_error(exc)
+    if network is None:
+        return None
+    innermost = network
+    while innermost.__cause__ or innermost.__context__:
+        innermost = innermost.__cause__ or innermost.__context__  # type: ignore[assignment]
+    return QrlError(
+        "IBM Quantum is unreachable: the network connection failed "
+        f"({type(innermost).__name__}: {' '.join(str(innermost).split())[:160]}); check this "
+        "machine's connection to quantum.cloud.ibm.com, or offline use a fake backend such as "
+        "fake_manila"
+    )
 
 
 def ibm_service() -> Any:
@@ -98,6 +130,9 @@ def ibm_service() -> Any:
             "offline, use a fake backend such as fake_manila"
         ) from None
     except Exception as exc:  # the service raises many kinds (network, auth, ...)
+        offline = _unreachable(exc)
+        if offline is not None:
+            raise offline from None
         raise QrlError(f"could not open IBM Quantum: {type(exc).__name__}: {exc}") from None
 
 
@@ -110,6 +145,9 @@ def ibm_backend(name: str) -> Any:
     try:
         return service.backend(name)
     except Exception as exc:
+        offline = _unreachable(exc)
+        if offline is not None:
+            raise offline from None
         try:
             names = [b.name for b in service.backends()]
         except Exception:

@@ -50,7 +50,10 @@ def submit_with_retries(
     :param sleep: the wait function (tests replace it)
     :return: the result and the number of retries it took
     :raises SubmissionError: after the last attempt failed, with its error
+    :raises QrlError: for a negative number of retries (nothing is submitted)
     """
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise QrlError(f"bad retries: {retries!r}; allowed: a whole number >= 0")
     last: BaseException | None = None
     for attempt in range(retries + 1):
         try:

@@ -17,6 +17,7 @@ from qrl.circuits import Circuit
 from qrl.errors import QrlError, choices_hint
 from qrl.executors.backends import BRAKET_EXTRA, IBM_EXTRA
 from qrl.executors.cost import Cost
+from qrl.presets import bad_value, whole_number
 
 
 def available_devices() -> list[str]:
@@ -88,8 +89,14 @@ class PennyLaneExecutor:
                 f"({choices_hint(device, devices)})"
             )
         self.name = device
+        if not isinstance(diff_method, str):
+            raise bad_value(
+                "executor option diff_method", diff_method, "a PennyLane method, e.g. best"
+            )
         self.diff_method = diff_method
-        self.shots = shots
+        self.shots = whole_number(shots, "executor option shots", 1, allow_none=True)
+        if device_options is not None and not isinstance(device_options, Mapping):
+            raise bad_value("executor option device_options", device_options, "a mapping")
         self.device_options = dict(device_options or {})
         self._qnodes: dict[Circuit, Any] = {}
         self.cost = Cost()

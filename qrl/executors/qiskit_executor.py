@@ -14,6 +14,7 @@ Gradients use the parameter-shift rule, evaluated with the same shots and noise.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Mapping
@@ -28,6 +29,7 @@ from qrl.executors import qiskit_circuits as qc
 from qrl.executors.backends import is_fake, require_qiskit, resolve_backend
 from qrl.executors.cost import Cost
 from qrl.executors.jobs import submit_with_retries
+from qrl.presets import SEED_MAX, bad_value, boolean, real_number, whole_number
 
 QISKIT_EXECUTORS = ("qiskit.aer", "qiskit.remote")
 OPTIONS = (
@@ -43,6 +45,17 @@ OPTIONS = (
     "method",
     "diff_method",
     "max_circuits",
+)
+AER_METHODS = (
+    "automatic",
+    "statevector",
+    "density_matrix",
+    "stabilizer",
+    "matrix_product_state",
+    "extended_stabilizer",
+    "unitary",
+    "superop",
+    "tensor_network",
 )
 _DENSITY_MATRIX_MAX = 8  # noisy templates this narrow are simulated as density matrices
 _STATEVECTOR_MAX = 14  # wider ones (packed circuits) as matrix product states
@@ -98,17 +111,25 @@ class QiskitExecutor:
             raise QrlError(f"unknown qiskit executor {name!r}; valid: {list(QISKIT_EXECUTORS)}")
         self.name = name
         self.shots = _check_shots(name, shots)
-        self.noise = bool(noise)
+        self.noise = boolean(noise, "executor option noise")
         self.packing = _check_packing(packing)
-        self.optimization_level = int(optimization_level)
-        self.seed = seed
-        self.retries = int(retries)
-        self.backoff_s = float(backoff_s)
-        self.timeout_s = None if timeout_s is None else float(timeout_s)
+        self.optimization_level = whole_number(
+            optimization_level, "executor option optimization_level", 0, 3
+        )
+        self.seed = whole_number(seed, "executor option seed", 0, SEED_MAX, allow_none=True)
+        self.retries = whole_number(retries, "executor option retries", 0)
+        self.backoff_s = real_number(backoff_s, "executor option backoff_s", 0)
+        self.timeout_s = real_number(
+            timeout_s, "executor option timeout_s", 0, above=True, allow_none=True
+        )
+        if method is not None and method not in AER_METHODS:
+            raise bad_value("executor option method", method, f"null or one of {AER_METHODS}")
         self.method = method
-        if max_circuits is not None and int(max_circuits) < 1:
-            raise QrlError(f"max_circuits must be a positive number, got {max_circuits}")
-        self.max_circuits = None if max_circuits is None else int(max_circuits)
+        self.max_circuits = whole_number(
+            max_circuits, "executor option max_circuits", 1, allow_none=True
+        )
+        if backend is not None and not isinstance(backend, str):
+            raise bad_value("executor option backend", backend, "a device name, e.g. fake_manila")
         if name == "qiskit.remote" and not backend:
             raise QrlError(
                 "qiskit.remote needs a backend: an IBM Quantum device such as ibm_brisbane, "
@@ -326,21 +347,25 @@ def _check_shots(name: str, shots: int | None) -> int | None:
         if name == "qiskit.remote":
             raise QrlError("qiskit.remote needs a number of shots (a device only samples)")
         return None
-    if int(shots) < 1:
-        raise QrlError(f"shots must be a positive number, got {shots}")
-    return int(shots)
+    allowed = "a whole number >= 1" + (" or null (exact)" if name == "qiskit.aer" else "")
+    if isinstance(shots, bool) or not isinstance(shots, int | float) or shots < 1:
+        raise bad_value("executor option shots", shots, allowed)
+    return whole_number(shots, "executor option shots", 1)
 
 
 def _check_packing(packing: int | str) -> int | str:
     if packing == "auto":
         return packing
-    try:
-        k = int(packing)
-    except (TypeError, ValueError):
-        k = 0
-    if k < 1:
-        raise QrlError(f"packing must be a positive number of circuits or 'auto', got {packing!r}")
-    return k
+    if isinstance(packing, bool) or not isinstance(packing, int | float) or packing < 1:
+        raise bad_value("executor option packing", packing, "a whole number >= 1 or auto")
+    return whole_number(packing, "executor option packing", 1)
+
+
+def option_defaults() -> dict[str, Any]:
+    """The options of :class:`QiskitExecutor` that have defaults, with them: the one source
+    of what an option left out means (a dry run reads the shots it will cost here)."""
+    parameters = inspect.signature(QiskitExecutor.__init__).parameters
+    return {n: p.default for n, p in parameters.items() if p.default is not p.empty}
 
 
 class _ParameterShift(torch.autograd.Function):
