@@ -23,7 +23,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 from tqdm import tqdm
 
-from qrl.errors import QrlError
+from qrl.errors import QrlError, install_hint
 from qrl.presets import DEFAULT_MAX_EPISODE_STEPS, RunConfig
 
 # Spaces without a fixed shape: no vectorised environment holds their values.
@@ -158,7 +158,7 @@ def make_video_env(config: RunConfig, seed: int, folder: Path, episodes: int) ->
     try:
         import moviepy  # noqa: F401
     except ImportError:
-        raise QrlError("--video needs moviepy: pip install 'qrl[video]'") from None
+        raise QrlError(f"--video needs moviepy: {install_hint('video')}") from None
     from gymnasium.wrappers import RecordVideo
 
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # off-screen rendering, no display

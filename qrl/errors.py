@@ -9,6 +9,15 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+# qrl's name on the package index ("qrl" there is another project); the import name is qrl.
+DISTRIBUTION = "qrl-quantum-rl"
+
+
+def install_hint(extra: str) -> str:
+    """How to install an optional extra, e.g. ``pip install 'qrl-quantum-rl[ibm]'``."""
+    return f"pip install '{DISTRIBUTION}[{extra}]' (in a checkout: pip install -e '.[{extra}]')"
+
+
 class QrlError(Exception):
     """A problem with the user's input (a name, a file, a value), explained in one message.
 

@@ -41,7 +41,7 @@ import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from qrl.agents import model_file_problem
-from qrl.errors import QrlError
+from qrl.errors import DISTRIBUTION, QrlError
 from qrl.presets import RunConfig, check_before_writing, read_yaml
 
 CONFIG, STATUS, MODEL, CURVE, EVALUATION, LOCK = (
@@ -345,15 +345,19 @@ class Curve:
         )
 
 
-_PACKAGES = ("qrl", "torch", "stable-baselines3", "sb3-contrib", "pennylane", "gymnasium", "numpy")
+_PACKAGES = {  # as recorded, and the distribution whose version it is
+    "qrl": DISTRIBUTION,
+    **{p: p for p in ("torch", "stable-baselines3", "sb3-contrib", "pennylane", "gymnasium")},
+    "numpy": "numpy",
+}
 
 
 def versions() -> dict[str, str]:
     """Versions of Python and of the packages a run depends on."""
     out = {"python": platform.python_version()}
-    for name in _PACKAGES:
+    for name, distribution in _PACKAGES.items():
         try:
-            out[name] = metadata.version(name)
+            out[name] = metadata.version(distribution)
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
     return out

@@ -265,7 +265,7 @@ def test_executor_counts_retries(monkeypatch):
         ),
         ("qiskit.aer", {"shot": 10}, "unknown executor options"),
         ("qiskit.local", {}, "unknown executor 'qiskit.local'.*qiskit.aer"),
-        ("braket.local.qubit", {}, "pip install 'qrl\\[braket\\]'"),
+        ("braket.local.qubit", {}, "pip install 'qrl-quantum-rl\\[braket\\]'"),
     ],
 )
 def test_bad_executor_input_is_named(name, options, message):
@@ -277,7 +277,7 @@ def test_bad_executor_input_is_named(name, options, message):
 
 def test_missing_qiskit_gives_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "qiskit_aer", None)
-    with pytest.raises(QrlError, match=r"pip install 'qrl\[ibm\]'"):
+    with pytest.raises(QrlError, match=r"pip install 'qrl-quantum-rl\[ibm\]'"):
         make_executor("qiskit.aer", {})
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qrl.errors import QrlError
+from qrl.errors import QrlError, install_hint
 
 # One thread per job: parallel runs on a small machine are slower with more.
 THREAD_LIMITS = {
@@ -189,7 +189,7 @@ def check_ray_address(address: str, timeout: float = 5.0) -> None:
         import ray  # noqa: F401
     except ImportError:
         raise QrlError(
-            "--ray-address needs Ray, an optional extra: pip install 'qrl[ray]'"
+            f"--ray-address needs Ray, an optional extra: {install_hint('ray')}"
         ) from None
     if address == "auto":
         return

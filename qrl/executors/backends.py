@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-from qrl.errors import QrlError, choices_hint
+from qrl.errors import QrlError, choices_hint, install_hint
 from qrl.presets import check_no_credentials
 
-IBM_EXTRA = "pip install 'qrl[ibm]' (in a checkout: pip install -e '.[ibm]')"
-BRAKET_EXTRA = "pip install 'qrl[braket]' (in a checkout: pip install -e '.[braket]')"
+IBM_EXTRA = install_hint("ibm")
+BRAKET_EXTRA = install_hint("braket")
 
 
 def require_qiskit() -> None:
