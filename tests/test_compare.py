@@ -166,6 +166,8 @@ def test_compare_writes_runs_tables_and_plots(grid: Path):
     summary = (out / "summary.md").read_text()
     assert "| unentangled | 2 | 183 (44) |" in summary and "| mlp | 2 | 9,155 (0) |" in summary
     assert "P(row > column)" in summary
+    assert "**Warning**: CartPole-v1: fewer than 5 seeds (mlp 2, unentangled 2)" in summary
+    assert "no learning-curve point" not in summary  # points at 0, 256, 512
     rows = list(csv.DictReader((out / "summary.csv").open()))
     assert {r["agent"] for r in rows} == {"mlp", "unentangled"}
     quantum = next(r for r in rows if r["agent"] == "unentangled")
@@ -502,3 +504,17 @@ def test_ablation_models_load_in_a_fresh_process(agent: str, tmp_path: Path):
         "features_extractor.output_scale",
     ]
     assert sorted(fresh["frozen"]) == (sorted(expected) if agent == "reservoir" else [])
+
+
+def test_compare_warns_of_too_few_seeds_and_curves_outside_the_run(tmp_path: Path, capsys):
+    """Two seeds and a curve interval longer than the budget: said on stderr and in
+    summary.md, above the numbers it concerns."""
+    out = tmp_path / "few"
+    args = ["compare", "--agents", "mlp", "--env", "CartPole-v1", "--seeds", "2"]
+    args += ["--timesteps", "256", "--out", str(out), "--workers", "1"]
+    assert main([*args, "--set", "eval_freq=5000", "--set", "eval_episodes=2"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: CartPole-v1: fewer than 5 seeds (mlp 2)" in err
+    assert "warning: CartPole-v1: no learning-curve point inside the runs of mlp" in err
+    summary = (out / "summary.md").read_text()
+    assert summary.count("**Warning**") == 2

@@ -210,11 +210,15 @@ def write_report(out: Path, cells: Sequence[Cell], command: str) -> list[Path]:
         areas = improvements(env, "auc", {a: [r.auc for r in rs] for a, rs in by_agent.items()})
         improvement_rows += finals + areas
         name = env.replace("/", "_")
+        cautions = small_sample_warnings(env, by_agent)
+        for caution in cautions:
+            _log(f"warning: {caution}")
         written += plots.learning_curves(env, by_agent, threshold, plot_dir)
         written += plots.final_distributions(env, by_agent, threshold, plot_dir)
         written += plots.return_vs_parameters(env, summaries, plot_dir)
+        warned = "".join(f"**Warning**: {c}\n\n" for c in cautions)
         sections.append(
-            f"## {env}\n\n{agent_table(summaries)}\n\n"
+            f"## {env}\n\n{warned}{agent_table(summaries)}\n\n"
             f"Probability of improvement, final return:\n\n"
             f"{improvement_table(list(by_agent), finals)}\n\n"
             f"Probability of improvement, mean return over training (faster learning):\n\n"
@@ -232,6 +236,35 @@ def write_report(out: Path, cells: Sequence[Cell], command: str) -> list[Path]:
     write_csv(out / "improvement.csv", IMPROVEMENT_FIELDS, improvement_rows)
     tables = ("summary.md", "summary.csv", "runs.csv", "improvement.csv")
     return [*(out / name for name in tables), *written]
+
+
+MIN_SEEDS = 5  # below this, bootstrap intervals over seeds are too wide to be evidence
+
+
+def small_sample_warnings(env: str, by_agent: dict[str, list[RunRecord]]) -> list[str]:
+    """What the numbers of a grid's env cannot support: too few seeds for intervals, or no
+    learning-curve point inside the runs (no steps to threshold, no mean over training).
+
+    :param env: the env
+    :param by_agent: its finished runs by agent
+    :return: one sentence per problem
+    """
+    out = []
+    few = {a: len(rs) for a, rs in by_agent.items() if len(rs) < MIN_SEEDS}
+    if few:
+        counts = ", ".join(f"{a} {n}" for a, n in few.items())
+        out.append(
+            f"{env}: fewer than {MIN_SEEDS} seeds ({counts}): intervals and probabilities of "
+            "improvement from so few seeds are not evidence; run more seeds (--seeds N)"
+        )
+    flat = [a for a, rs in by_agent.items() if all(len(r.curve_steps) < 2 for r in rs)]
+    if flat:
+        out.append(
+            f"{env}: no learning-curve point inside the runs of {', '.join(flat)} (eval_freq "
+            "larger than the budget, or 0): steps to threshold and the mean return over "
+            "training are not measured; lower eval_freq (--set eval_freq=N)"
+        )
+    return out
 
 
 _NOTES = """## How to read this
