@@ -8,6 +8,18 @@ stand-in); for ``recurrent_ppo``, ``cell: lstm`` (sb3-contrib's LSTM policy, as
 (:class:`~qrl.fast_weights.QFWPPolicy`, circuit options included) selects the recurrent
 policy. Every other key is an argument of SB3's policy class (``net_arch``,
 ``activation_fn`` by name, ``ortho_init``, ...).
+
+``net_arch`` is written in the on-policy actor-critic form, ``{pi: [...], vf: [...]}``, and
+given to each algorithm in the form its policy takes (:func:`algorithm_net_arch`):
+
+- SAC, TD3, DDPG, TQC and CrossQ, whose critic is a Q-network: ``{pi: pi, qf: vf}``; a
+  mapping that already has ``qf`` is left as it is.
+- DQN and QR-DQN, one Q-network: the list of the value head's layers, ``qf`` if given, else
+  ``vf``; a list stays a list.
+- PPO, A2C, TRPO and recurrent_ppo: unchanged.
+
+So one agent preset serves every algorithm. Hyperparameters are the algorithm's own
+arguments, ``verbose`` (0, 1 or 2; 0 by default) included.
 """
 
 from __future__ import annotations
@@ -24,11 +36,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import torch
-from sb3_contrib import RecurrentPPO
+from sb3_contrib import QRDQN, TQC, TRPO, CrossQ, RecurrentPPO
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from stable_baselines3 import A2C, DDPG, DQN, PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.torch_layers import FlattenExtractor
 from stable_baselines3.common.utils import LinearSchedule
@@ -38,6 +52,7 @@ from qrl.encoders import ACTIVATIONS
 from qrl.errors import QrlError, choices_hint, lookup
 from qrl.extractors import DenseExtractor, QuantumExtractor, circuit_option_names
 from qrl.fast_weights import LSTM_OPTIONS, QFWPPolicy, cell_option_names
+from qrl.imports import load_classes
 from qrl.observations import n_raw_features
 from qrl.presets import (
     RunConfig,
@@ -50,6 +65,9 @@ from qrl.presets import (
 )
 from qrl.recurrent import LSTMPolicy
 
+# Every SB3 and sb3-contrib algorithm whose policy takes a features extractor. Left out:
+# sb3-contrib's ARS (its policy takes no features extractor) and MaskablePPO (it needs
+# action masks from the environment).
 ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
     "ppo": PPO,
     "a2c": A2C,
@@ -58,7 +76,17 @@ ALGORITHMS: dict[str, type[BaseAlgorithm]] = {
     "td3": TD3,
     "ddpg": DDPG,
     "recurrent_ppo": RecurrentPPO,
+    "tqc": TQC,
+    "qrdqn": QRDQN,
+    "trpo": TRPO,
+    "crossq": CrossQ,
 }
+
+# Algorithms whose critic is a Q-network next to the actor: net_arch {pi: [...], qf: [...]}
+# (DDPG is a TD3).
+Q_CRITIC_ALGORITHMS: tuple[type[BaseAlgorithm], ...] = (SAC, TD3, TQC, CrossQ)
+# Algorithms with one Q-network and no actor: net_arch is one list of layer sizes.
+Q_NETWORK_ALGORITHMS: tuple[type[BaseAlgorithm], ...] = (DQN, QRDQN)
 
 # Recurrent cells of recurrent_ppo's policy (policy key ``cell``).
 CELLS: dict[str, type[RecurrentActorCriticPolicy]] = {
@@ -76,7 +104,7 @@ EXTRACTORS: dict[str, type] = {
 SCHEDULED = ("learning_rate", "clip_range", "clip_range_vf")
 
 # Arguments that qrl sets itself, or that are not plain data.
-_NOT_HYPER = {"self", "policy", "env", "policy_kwargs", "seed", "tensorboard_log", "verbose"}
+_NOT_HYPER = {"self", "policy", "env", "policy_kwargs", "seed", "tensorboard_log"}
 _NOT_POLICY = {
     "self",
     "observation_space",
@@ -143,9 +171,15 @@ def policy_option_names(algorithm: str, policy: dict[str, Any] | None = None) ->
     return names
 
 
-def policy_kwargs(policy: dict[str, Any]) -> dict[str, Any]:
+def policy_kwargs(policy: dict[str, Any], algorithm: str | None = None) -> dict[str, Any]:
     """SB3 ``policy_kwargs`` from a preset's policy block (``cell`` is read by
-    :func:`policy_class`)."""
+    :func:`policy_class`).
+
+    :param policy: the policy block
+    :param algorithm: the registered algorithm, whose form ``net_arch`` is given in
+        (:func:`algorithm_net_arch`); None leaves ``net_arch`` as written
+    :return: the keyword arguments of the SB3 policy class
+    """
     options = dict(policy)
     options.pop("cell", None)
     extractor = options.pop("extractor", "flatten")
@@ -162,6 +196,8 @@ def policy_kwargs(policy: dict[str, Any]) -> dict[str, Any]:
             kwargs[key] = lookup(ACTIVATIONS, value, "activation_fn")
         else:
             kwargs[key] = value
+    if algorithm is not None and "net_arch" in kwargs:
+        kwargs["net_arch"] = algorithm_net_arch(algorithm, kwargs["net_arch"])
     if extractor_cls is not FlattenExtractor:
         kwargs["features_extractor_class"] = extractor_cls
         kwargs["features_extractor_kwargs"] = extractor_kwargs
@@ -189,18 +225,73 @@ def validate(config: RunConfig) -> None:
                 f"unknown {config.algorithm} hyperparameter {key!r}; "
                 f"{choices_hint(key, valid_hyper)}"
             )
-    _check_dqn_net_arch(config)
     check_arguments(algo.__init__, config.hyperparameters, "hyperparameters")
-    check_arguments(policy_class(config.algorithm, config.policy).__init__, config.policy, "policy")
+    _check_policy_arguments(config)
+    load_classes(config.env_wrapper, gym.Wrapper, "env_wrapper")
+    load_classes(config.callback, BaseCallback, "callback")
 
 
-def _check_dqn_net_arch(config: RunConfig) -> None:
-    net_arch = config.policy.get("net_arch")
-    if algorithm_class(config.algorithm) is DQN and isinstance(net_arch, dict):
-        raise QrlError(
-            "dqn takes policy.net_arch as one list of layer sizes (e.g. [] or [64, 64]), "
-            f"not {net_arch}; add --set 'policy.net_arch=[]'"
+def _check_policy_arguments(config: RunConfig) -> None:
+    """Check the policy block against the SB3 policy's signature, in place, ``net_arch`` in
+    the form the algorithm takes (:func:`algorithm_net_arch`; the block keeps its own).
+
+    :param config: the configuration
+    :raises QrlError: naming the setting, the value and what is allowed
+    """
+    values = dict(config.policy)
+    if "net_arch" in values:
+        values["net_arch"] = algorithm_net_arch(config.algorithm, values["net_arch"])
+    check_arguments(policy_class(config.algorithm, config.policy).__init__, values, "policy")
+    config.policy.update({k: v for k, v in values.items() if k != "net_arch"})
+
+
+_NET_ARCH_KEYS = ("pi", "vf", "qf")
+
+
+def algorithm_net_arch(algorithm: str, net_arch: Any) -> Any:
+    """``policy.net_arch`` in the form the algorithm's policy takes.
+
+    Presets write the on-policy actor-critic form ``{pi: [...], vf: [...]}``. For an
+    algorithm whose critic is a Q-network (SAC, TD3, DDPG, TQC, CrossQ) it becomes
+    ``{pi: pi, qf: vf}`` (``pi`` missing: ``[]``, as on-policy); a mapping with ``qf`` is
+    left as it is. For one with a single Q-network (DQN, QR-DQN) it becomes the list of the
+    value head's layers, ``qf`` if given, else ``vf``. Lists, null and the values of the
+    other algorithms pass unchanged (SB3's signature checks them).
+
+    :param algorithm: the registered algorithm
+    :param net_arch: the policy block's ``net_arch``
+    :return: the ``net_arch`` to give the algorithm's policy
+    :raises QrlError: for a mapping with keys other than pi, vf and qf or with neither vf nor
+        qf, and for DQN or QR-DQN a value that is neither a list nor null nor such a mapping
+    """
+    algo = algorithm_class(algorithm)
+    if issubclass(algo, Q_NETWORK_ALGORITHMS):
+        allowed = (
+            "a list of layer sizes such as [64, 64], null, or {pi: [...], vf: [...]} "
+            f"whose vf (or qf) layers {algorithm}'s Q-network takes"
         )
+    elif issubclass(algo, Q_CRITIC_ALGORITHMS):
+        allowed = (
+            "a list of layer sizes such as [64, 64], null, {pi: [...], vf: [...]} "
+            "(the critic takes vf) or {pi: [...], qf: [...]}"
+        )
+    else:
+        return net_arch
+    if isinstance(net_arch, dict):
+        if any(key not in _NET_ARCH_KEYS for key in net_arch) or not (
+            "vf" in net_arch or "qf" in net_arch
+        ):
+            raise bad_value("policy.net_arch", net_arch, allowed)
+        if issubclass(algo, Q_NETWORK_ALGORITHMS):
+            return net_arch.get("qf", net_arch.get("vf"))
+        if "qf" in net_arch:
+            return net_arch
+        return {"pi": net_arch.get("pi", []), "qf": net_arch["vf"]}
+    if issubclass(algo, Q_NETWORK_ALGORITHMS) and not (
+        net_arch is None or isinstance(net_arch, list)
+    ):
+        raise bad_value("policy.net_arch", net_arch, allowed)
+    return net_arch
 
 
 # Ranges of hyperparameters and policy arguments: (minimum, maximum, minimum excluded).
@@ -234,6 +325,7 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "target_noise_clip": (0, None, False),
     "n_critics": (1, None, False),
     "lstm_hidden_size": (1, None, False),
+    "verbose": (0, 2, False),
     "n_lstm_layers": (1, None, False),
 }
 
@@ -382,6 +474,7 @@ def resolve_config(
     timesteps: int | None = None,
     executor: str | None = None,
     overrides: Sequence[str] | Mapping[str, Any] = (),
+    gym_packages: Sequence[str] = (),
 ) -> RunConfig:
     """Merge env preset, agent preset and overrides (:func:`qrl.presets.merge_config`) and
     check every name against the SB3 signatures: a validated :class:`RunConfig`.
@@ -392,9 +485,10 @@ def resolve_config(
     :param timesteps: training budget; the env preset's by default
     :param executor: circuit executor for quantum policies ("torch", "default.qubit", ...)
     :param overrides: ``key=value`` strings (or a mapping) such as ``policy.n_layers=3``
+    :param gym_packages: modules to import first, whose import registers tasks
     :return: the resolved configuration
     """
-    config = merge_config(agent, env, seed, timesteps, executor, overrides)
+    config = merge_config(agent, env, seed, timesteps, executor, overrides, gym_packages)
     validate(config)
     return config
 
@@ -419,13 +513,13 @@ def build_model(config: RunConfig, env: VecEnv) -> BaseAlgorithm:
     """
     algo = algorithm_class(config.algorithm)
     hyper = {k: schedule(v) if k in SCHEDULED else v for k, v in config.hyperparameters.items()}
-    kwargs = policy_kwargs(config.policy)
+    hyper.setdefault("verbose", 0)
+    kwargs = policy_kwargs(config.policy, config.algorithm)
     policy_cls = policy_class(config.algorithm, config.policy)
     if kwargs.get("features_extractor_class") is QuantumExtractor or policy_cls is QFWPPolicy:
         n_raw_features(env.observation_space)  # a clear error before SB3's own checks
-    _check_dqn_net_arch(config)
     try:
-        return algo(policy_cls, env, policy_kwargs=kwargs, seed=config.seed, verbose=0, **hyper)
+        return algo(policy_cls, env, policy_kwargs=kwargs, seed=config.seed, **hyper)
     except (TypeError, ValueError, KeyError, AssertionError, NotImplementedError) as exc:
         raise QrlError(
             f"cannot build {config.algorithm} for {config.env_id} with agent "
@@ -438,6 +532,9 @@ _SAVED_BY = {
     "stable_baselines3.dqn.": ("dqn",),
     "stable_baselines3.sac.": ("sac",),
     "stable_baselines3.td3.": ("td3", "ddpg"),
+    "sb3_contrib.tqc.": ("tqc",),
+    "sb3_contrib.qrdqn.": ("qrdqn",),
+    "sb3_contrib.crossq.": ("crossq",),
     "sb3_contrib.common.recurrent.": ("recurrent_ppo",),
     "qrl.recurrent": ("recurrent_ppo",),
     "qrl.fast_weights": ("recurrent_ppo",),
@@ -462,7 +559,8 @@ def model_file_problem(path: Path) -> str | None:
 
 def saved_algorithms(path: Path) -> tuple[str, ...] | None:
     """The algorithms that could have saved a model file, read from its policy class
-    (PPO and A2C share theirs); None when the file does not say.
+    (PPO, A2C and TRPO share theirs: told apart by their own settings, ``clip_range`` and
+    ``cg_max_steps``); None when the file does not say.
 
     :param path: a whole model file (see :func:`model_file_problem`)
     """
@@ -476,18 +574,37 @@ def saved_algorithms(path: Path) -> tuple[str, ...] | None:
         if module.startswith(prefix):
             return names
     if module == "stable_baselines3.common.policies":
-        return ("ppo",) if "clip_range" in data else ("a2c",) if "n_steps" in data else None
+        for key, name in (("clip_range", "ppo"), ("cg_max_steps", "trpo"), ("n_steps", "a2c")):
+            if key in data:
+                return (name,)
     return None
 
 
+# What evaluation needs of a saved model's schedules: nothing. Models saved by
+# rl-baselines3-zoo pickle its own schedule classes, which need rl_zoo3 to unpickle.
+EVALUATION_OBJECTS: dict[str, Any] = {
+    "learning_rate": 0.0,
+    "lr_schedule": lambda _: 0.0,
+    "clip_range": lambda _: 0.0,
+    "clip_range_vf": None,
+    "exploration_schedule": lambda _: 0.0,
+}
+
+
 def load_model(
-    path: str | Path, algorithm: str, env: VecEnv | None = None, **changes: Any
+    path: str | Path,
+    algorithm: str,
+    env: VecEnv | None = None,
+    custom_objects: dict[str, Any] | None = None,
+    **changes: Any,
 ) -> BaseAlgorithm:
     """Load a saved model, with a clear error for a missing, damaged or foreign file.
 
     :param path: the model's .zip file
     :param algorithm: the registered algorithm it was trained with
     :param env: environments to attach (needed to continue training)
+    :param custom_objects: saved values to replace instead of unpickling them (SB3's
+        ``custom_objects``; :data:`EVALUATION_OBJECTS` for a model only evaluated)
     :param changes: hyperparameters to change (``"lin_<x>"`` schedules allowed)
     :return: the model
     :raises QrlError: naming the file and the problem (for a model of another algorithm,
@@ -507,7 +624,12 @@ def load_model(
         )
     try:
         hyper = {k: schedule(v) if k in SCHEDULED else v for k, v in changes.items()}
-        return algo.load(path, env=env, device="auto", **hyper)
+        return algo.load(path, env=env, device="auto", custom_objects=custom_objects, **hyper)
+    except ModuleNotFoundError as exc:
+        raise QrlError(
+            f"model file {path} was saved with classes of the module {exc.name!r}, which is "
+            f"not installed: install it to load the model"
+        ) from None
     except (
         zipfile.BadZipFile,
         EOFError,
@@ -517,7 +639,6 @@ def load_model(
         TypeError,
         AssertionError,
         AttributeError,
-        ModuleNotFoundError,
     ) as exc:
         raise QrlError(
             f"model file {path} is corrupted or is not a saved {algorithm} model "

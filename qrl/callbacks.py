@@ -1,5 +1,5 @@
 """SB3 callbacks: a progress bar on stderr, the ``quantum/`` TensorBoard namespace, and the
-learning curve (deterministic evaluations at fixed step intervals)."""
+learning curve (SB3's ``EvalCallback`` on fixed episodes at fixed step intervals)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,17 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.logger import HParam
+from stable_baselines3.common.vec_env import DummyVecEnv
 from tqdm import tqdm
 
 from qrl.evaluation.episodes import curve_point
 from qrl.extractors import CircuitRunner, circuit_modules, executor_cost, parameter_counts
-from qrl.runs import Curve, Run
+from qrl.runs import Curve, Run, save_model, save_normalizer
 
 _TB_ONLY = ("stdout", "log", "json", "csv")
 
@@ -161,25 +163,52 @@ class QuantumLogger(BaseCallback):
         self._handles.clear()
 
 
-class LearningCurve(BaseCallback):
-    """Evaluate the policy every ``freq`` environment steps and append to a JSON file.
+class LearningCurve(EvalCallback):
+    """SB3's ``EvalCallback`` on qrl's fixed episodes: evaluate the policy every ``freq``
+    environment steps, into the run folder.
 
     Every evaluation runs the same ``episodes`` deterministic episodes (:func:`curve_point`),
     one environment each: episode ``k`` starts from ``reset(seed=seed + k)``, so the points
     of a curve (and the curves of different agents with the same seed) start from the same
     states, which are also the first episodes of ``qrl evaluate`` with that seed. The first
-    point is the untrained policy. Results are written after every evaluation, so an
-    interrupted run keeps its curve; TensorBoard gets ``eval/mean_return`` and
-    ``eval/mean_length``.
+    point is the untrained policy. Observations are normalised with the training
+    environments' current ``VecNormalize`` statistics, if any.
 
-    :param run: the run folder whose curve.json it extends (:class:`qrl.runs.Curve`)
+    As ``EvalCallback`` does, each point goes to TensorBoard as ``eval/mean_reward`` and
+    ``eval/mean_ep_length`` (logged at the step it was evaluated at), to evaluations.npz
+    (SB3's format), and a new best mean return saves best_model.zip (with
+    best_vecnormalize.pkl) and calls ``callback_on_new_best``; ``callback_after_eval`` is
+    called after every point. The points also go to curve.json (:class:`qrl.runs.Curve`),
+    written after every evaluation, so an interrupted run keeps its curve.
+
+    :param run: the run folder
     :param freq: environment steps between evaluations
     :param episodes: episodes per evaluation
     :param seed: seed of episode 0
+    :param callback_on_new_best: called when a point has a new best mean return
+    :param callback_after_eval: called after every point
     """
 
-    def __init__(self, run: Run, freq: int, episodes: int, seed: int) -> None:
-        super().__init__()
+    def __init__(
+        self,
+        run: Run,
+        freq: int,
+        episodes: int,
+        seed: int,
+        callback_on_new_best: BaseCallback | None = None,
+        callback_after_eval: BaseCallback | None = None,
+    ) -> None:
+        super().__init__(
+            _NoEnvironment(),
+            callback_on_new_best=callback_on_new_best,
+            callback_after_eval=callback_after_eval,
+            n_eval_episodes=int(episodes),
+            eval_freq=int(freq),
+            log_path=str(run.path),
+            best_model_save_path=str(run.path),
+            deterministic=True,
+            verbose=0,
+        )
         self.run = run
         self.freq = int(freq)
         self.episodes = int(episodes)
@@ -187,8 +216,20 @@ class LearningCurve(BaseCallback):
         self.curve = Curve(self.freq, self.episodes, self.seed)
         self.seconds = 0.0  # time spent evaluating in this process
 
+    def _init_callback(self) -> None:
+        # The run folder exists and episodes are played by qrl's runner: nothing to set up
+        # but the callbacks (EvalCallback checks its evaluation environment here).
+        if self.callback is not None:
+            self.callback.init_callback(self.model)
+
     def _on_training_start(self) -> None:
         self.curve = self.run.curve() or self.curve
+        self.evaluations_timesteps = list(self.curve.timesteps)
+        self.evaluations_results = [list(r) for r in self.curve.returns]
+        self.evaluations_length = [list(n) for n in self.curve.lengths]
+        means = [float(np.mean(r)) for r in self.curve.returns]
+        self.best_mean_reward = max(means, default=-np.inf)
+        self.last_mean_reward = means[-1] if means else -np.inf
         # The untrained policy, or a point an interruption skipped before a resume.
         due = (self.num_timesteps // self.freq) * self.freq
         if not self.curve.timesteps or self.curve.timesteps[-1] < due:
@@ -197,15 +238,48 @@ class LearningCurve(BaseCallback):
 
     def _on_step(self) -> bool:
         if self.num_timesteps >= self._next:
-            self._evaluate()
             self._next = (self.num_timesteps // self.freq + 1) * self.freq
+            return self._evaluate()
         return True
 
-    def _evaluate(self) -> None:
+    def _evaluate(self) -> bool:
         start = time.perf_counter()
         returns, lengths = curve_point(self.model, self.run.config, self.episodes, self.seed)
         self.curve.add(self.num_timesteps, returns, lengths)
         self.run.write_curve(self.curve)
-        self.logger.record("eval/mean_return", float(np.mean(returns)))
-        self.logger.record("eval/mean_length", float(np.mean(lengths)))
+        self.run.write_evaluations(self.curve)
+        self.evaluations_timesteps.append(self.num_timesteps)
+        self.evaluations_results.append(returns)
+        self.evaluations_length.append(lengths)
+        mean = float(np.mean(returns))
+        self.last_mean_reward = mean
+        self.logger.record("eval/mean_reward", mean)
+        self.logger.record("eval/mean_ep_length", float(np.mean(lengths)))
+        self.logger.dump(self.num_timesteps)  # at the step curve.json records
+        continue_training = True
+        if mean > self.best_mean_reward:
+            self.best_mean_reward = mean
+            save_model(self.model, self.run.best_model_path)
+            normalizer = self.model.get_vec_normalize_env()
+            if normalizer is not None:
+                save_normalizer(normalizer, self.run.normalizer_path(best=True))
+            if self.callback_on_new_best is not None:
+                continue_training = self.callback_on_new_best.on_step()
+        if self.callback is not None:
+            continue_training = continue_training and self._on_event()
         self.seconds += time.perf_counter() - start
+        return continue_training
+
+
+class _NoEnvironment(DummyVecEnv):
+    """The evaluation environment :class:`LearningCurve` hands to ``EvalCallback``, which
+    requires one: qrl's episode runner makes its own environments per point."""
+
+    def __init__(self) -> None:
+        super().__init__([lambda: _Idle()])
+
+
+class _Idle(gym.Env[np.ndarray, int]):
+    def __init__(self) -> None:
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (1,))
+        self.action_space = gym.spaces.Discrete(1)  # type: ignore[assignment]

@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
         help="continue a run from its newest readable checkpoint (from the start if it has none)",
     )
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _gym_packages_option(train)
+    train.add_argument(
+        "--track", action="store_true", help="log to Weights & Biases too (the track extra)"
+    )
+    train.add_argument("--wandb-project", default="qrl", help="W&B project (default qrl)")
+    train.add_argument("--wandb-entity", help="W&B user or team (default: the account's)")
 
     ev = sub.add_parser("evaluate", help="evaluate a run folder or a saved model")
     ev.add_argument("target", metavar="RUN_OR_MODEL")
@@ -100,6 +106,12 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--algo", help="algorithm of such a model file (default: the one the file names, or ppo)"
     )
+    ev.add_argument(
+        "--best",
+        action="store_true",
+        help="evaluate the run's best_model.zip (best learning-curve point), not model.zip",
+    )
+    _gym_packages_option(ev)
 
     ft = sub.add_parser(
         "finetune",
@@ -169,16 +181,36 @@ def _parser() -> argparse.ArgumentParser:
     )
     curve.add_argument("run", metavar="RUN")
     curve.add_argument("--episodes", type=int, help="episodes per point (the run's setting)")
+    curve.add_argument(
+        "--overwrite", action="store_true", help="replace the run's existing curve.json"
+    )
 
     sub.add_parser("presets", help="list agent and env presets")
     return parser
+
+
+def _gym_packages_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--gym-packages",
+        nargs="+",
+        default=[],
+        metavar="MODULE",
+        help="modules to import first, whose import registers Gymnasium tasks",
+    )
+
+
+def _tracking(args: argparse.Namespace) -> Any:
+    from qrl.tracking import Tracking
+
+    return Tracking(args.wandb_project, args.wandb_entity) if args.track else None
 
 
 def _train(args: argparse.Namespace) -> int:
     from qrl.training import resume, train
 
     if args.resume:
-        extra = [n for n in ("agent", "env", "executor", "run_dir") if getattr(args, n)]
+        names = ("agent", "env", "executor", "run_dir", "gym_packages")
+        extra = [n for n in names if getattr(args, n)]
         if extra or args.overrides:
             raise QrlError(
                 "--resume continues a run as configured; drop "
@@ -191,6 +223,7 @@ def _train(args: argparse.Namespace) -> int:
             timesteps=args.timesteps,
             progress=not args.no_progress,
             command=shlex.join(["qrl", *sys.argv[1:]]),
+            track=_tracking(args),
         )
     else:
         if not args.agent or not args.env:
@@ -205,6 +238,8 @@ def _train(args: argparse.Namespace) -> int:
             run_dir=args.run_dir,
             progress=not args.no_progress,
             command=shlex.join(["qrl", *sys.argv[1:]]),
+            gym_packages=args.gym_packages,
+            track=_tracking(args),
         )
     status = run.status()
     if status.status == "interrupted":
@@ -278,6 +313,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         video=args.video,
         env=args.env,
         algorithm=args.algo,
+        best=args.best,
+        gym_packages=args.gym_packages,
     )
     print(json.dumps(result, indent=2) if args.json else _summary(result))
     return 0
@@ -400,7 +437,7 @@ def _curve(args: argparse.Namespace) -> int:
 
     from qrl.evaluation.models import curve_from_checkpoints
 
-    curve = curve_from_checkpoints(args.run, args.episodes)
+    curve = curve_from_checkpoints(args.run, args.episodes, overwrite=args.overwrite)
     for steps, returns in zip(curve.timesteps, curve.returns, strict=True):
         print(f"{steps}\t{np.mean(returns):.1f}")
     return 0

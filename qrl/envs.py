@@ -12,19 +12,22 @@ under a policy that walks into a wall.
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 from pathlib import Path
 from typing import Any, SupportsFloat
 
 import gymnasium as gym
 from gymnasium import spaces
-from gymnasium.wrappers import TimeLimit
+from gymnasium.wrappers import FrameStackObservation, TimeLimit
 from stable_baselines3.common.env_util import make_vec_env
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 from tqdm import tqdm
 
 from qrl.errors import QrlError, install_hint
-from qrl.presets import DEFAULT_MAX_EPISODE_STEPS, RunConfig
+from qrl.imports import import_packages, load_classes
+from qrl.presets import DEFAULT_MAX_EPISODE_STEPS, RunConfig, registered
 
 # Spaces without a fixed shape: no vectorised environment holds their values.
 SHAPELESS = (spaces.Text, spaces.Graph, spaces.Sequence, spaces.OneOf)
@@ -59,15 +62,19 @@ def check_spaces(env: gym.Env[Any, Any], env_id: str) -> None:
             )
 
 
-def make_env(config: RunConfig, render_mode: str | None = "rgb_array") -> gym.Env[Any, Any]:
-    """One environment of the configuration's task, with its step limit.
+def base_env(config: RunConfig, render_mode: str | None = "rgb_array") -> gym.Env[Any, Any]:
+    """The configuration's task as Gymnasium makes it, with its step limit, before any
+    wrapper of the configuration (:func:`wrap_env`).
 
-    :param config: the run configuration (task, ``env_kwargs``, ``max_episode_steps``)
+    :param config: the run configuration (task, ``env_kwargs``, ``max_episode_steps``,
+        ``gym_packages``)
     :param render_mode: Gymnasium's render mode; ``rgb_array`` (nothing is drawn until
         asked, and a video can be recorded), as Stable-Baselines3's ``make_vec_env`` does
     :return: the environment (not seeded, not monitored)
     :raises QrlError: for a missing extra package, bad ``env_kwargs`` or unsupported spaces
     """
+    import_packages(config.gym_packages)
+    registered(config.env_id)  # imports the module of a module:EnvId id
     kwargs = dict(config.env_kwargs)
     if config.max_episode_steps is not None:
         kwargs["max_episode_steps"] = config.max_episode_steps
@@ -84,6 +91,50 @@ def make_env(config: RunConfig, render_mode: str | None = "rgb_array") -> gym.En
     if step_limit_of(env) is None:
         env = DefaultStepLimit(env, DEFAULT_MAX_EPISODE_STEPS, config.env_id)
     return env
+
+
+def wrap_env(env: gym.Env[Any, Any], config: RunConfig) -> gym.Env[Any, Any]:
+    """Apply the configuration's ``env_wrapper`` classes in order, then ``frame_stack``
+    (Gymnasium's ``FrameStackObservation``: the last N observations on a new first axis).
+
+    As in rl-baselines3-zoo, these wrap the episode monitor, which records the task's own
+    rewards and lengths.
+
+    :param env: the monitored task
+    :param config: the run configuration
+    :return: the wrapped environment
+    :raises QrlError: for a wrapper that refuses its arguments
+    """
+    for cls, kwargs in load_classes(config.env_wrapper, gym.Wrapper, "env_wrapper"):
+        try:
+            env = cls(env, **kwargs)
+        except (TypeError, ValueError, AssertionError) as exc:
+            raise QrlError(f"env_wrapper {cls.__qualname__}{kwargs or ''}: {exc}") from None
+    if config.frame_stack:
+        env = FrameStackObservation(env, config.frame_stack)
+    check_spaces(env, config.env_id)
+    return env
+
+
+def make_env(config: RunConfig, render_mode: str | None = "rgb_array") -> gym.Env[Any, Any]:
+    """One environment of the configuration's task, built as each of :func:`make_envs` is:
+    the task with its step limit, an episode monitor, then the configuration's wrappers.
+
+    :param config: the run configuration
+    :param render_mode: Gymnasium's render mode (see :func:`base_env`)
+    :return: the environment (not seeded)
+    """
+    return wrap_env(Monitor(base_env(config, render_mode)), config)
+
+
+def task_monitor(env: gym.Env[Any, Any]) -> Monitor | None:
+    """The episode monitor under an environment's wrappers (the task's own rewards)."""
+    current: Any = env
+    while isinstance(current, gym.Wrapper):
+        if isinstance(current, Monitor):
+            return current
+        current = current.env
+    return None
 
 
 class DefaultStepLimit(TimeLimit):
@@ -134,20 +185,74 @@ def episode_step_limit(config: RunConfig) -> int:
     return DEFAULT_MAX_EPISODE_STEPS if limit is None else limit
 
 
-def make_envs(config: RunConfig, seed: int, n_envs: int | None = None) -> VecEnv:
-    """Vectorised, monitored environments of the configuration's task (:func:`make_env`).
+def make_envs(
+    config: RunConfig, seed: int, n_envs: int | None = None, monitor_dir: Path | None = None
+) -> VecEnv:
+    """Vectorised environments of the configuration's task, built as rl-baselines3-zoo
+    builds them: the task (:func:`base_env`), SB3's episode ``Monitor``, then the
+    configuration's wrappers (:func:`wrap_env`). ``normalize`` is applied by
+    :func:`normalized`, on training environments only.
 
     :param config: the run configuration
     :param seed: seed of the first environment (the others get seed + i)
     :param n_envs: number of environments; the configuration's by default
+    :param monitor_dir: folder for the monitors' ``<i>.monitor.csv`` files (SB3's format,
+        appended to when they exist); none by default
     :return: a ``DummyVecEnv``; quantum policies batch all environments of a step anyway
     """
+    append = monitor_dir is not None and (monitor_dir / "0.monitor.csv").is_file()
     return make_vec_env(
-        lambda: make_env(config),
+        lambda: base_env(config),
         n_envs=n_envs or config.n_envs,
         seed=seed,
         vec_env_cls=DummyVecEnv,
+        monitor_dir=None if monitor_dir is None else str(monitor_dir),
+        monitor_kwargs={"override_existing": not append},
+        wrapper_class=lambda env: wrap_env(env, config),
     )
+
+
+def normalize_options(config: RunConfig) -> dict[str, Any] | None:
+    """``VecNormalize``'s keyword arguments for the configuration, None without
+    ``normalize``; as in rl-baselines3-zoo, its discount is the algorithm's ``gamma``."""
+    if not config.normalize:
+        return None
+    options = dict(config.normalize) if isinstance(config.normalize, dict) else {}
+    if "gamma" in config.hyperparameters and "gamma" not in options:
+        options["gamma"] = config.hyperparameters["gamma"]
+    return options
+
+
+def normalized(venv: VecEnv, config: RunConfig, stats: Path | None = None) -> VecEnv:
+    """Wrap training environments in ``VecNormalize`` if the configuration asks for it.
+
+    :param venv: the environments
+    :param config: the run configuration
+    :param stats: a saved ``VecNormalize`` to continue from (a resumed run's checkpoint)
+    :return: the environments, normalised or not
+    :raises QrlError: if the saved statistics cannot be read
+    """
+    options = normalize_options(config)
+    if options is None:
+        return venv
+    if stats is None:
+        return VecNormalize(venv, **options)
+    normalizer = load_normalizer(stats, venv)
+    normalizer.training = True
+    return normalizer
+
+
+def load_normalizer(path: Path, venv: VecEnv) -> VecNormalize:
+    """A saved ``VecNormalize`` (its running statistics) around environments.
+
+    :raises QrlError: naming the file if it cannot be read
+    """
+    try:
+        return VecNormalize.load(str(path), venv)
+    except (OSError, EOFError, ValueError, AttributeError, pickle.UnpicklingError) as exc:
+        raise QrlError(
+            f"{path} is not a readable VecNormalize file ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def make_video_env(config: RunConfig, seed: int, folder: Path, episodes: int) -> VecEnv:
@@ -163,10 +268,18 @@ def make_video_env(config: RunConfig, seed: int, folder: Path, episodes: int) ->
 
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # off-screen rendering, no display
 
-    def factory() -> gym.Env[Any, Any]:
-        env = make_env(config)
+    def wrapped(env: gym.Env[Any, Any]) -> gym.Env[Any, Any]:
         return RecordVideo(
-            env, str(folder), episode_trigger=lambda i: i < episodes, disable_logger=True
+            wrap_env(env, config),
+            str(folder),
+            episode_trigger=lambda i: i < episodes,
+            disable_logger=True,
         )
 
-    return make_vec_env(factory, n_envs=1, seed=seed, vec_env_cls=DummyVecEnv)
+    return make_vec_env(
+        lambda: base_env(config),
+        n_envs=1,
+        seed=seed,
+        vec_env_cls=DummyVecEnv,
+        wrapper_class=wrapped,
+    )

@@ -32,6 +32,7 @@ from typing import Any, Literal, overload
 import yaml
 
 from qrl.errors import QrlError, choices_hint
+from qrl.imports import class_specs, import_module, import_packages
 
 
 class _Loader(yaml.SafeLoader):
@@ -143,6 +144,7 @@ ENV_KEYS = {
     "max_episode_steps",
     "env_kwargs",
     "algorithms",
+    *("gym_packages", "env_wrapper", "frame_stack", "normalize", "callback"),
 }
 
 
@@ -177,18 +179,26 @@ def load_agent_preset(name: str) -> tuple[str, dict[str, Any]]:
     return path.stem, data
 
 
-def load_env_preset(name: str) -> tuple[str, dict[str, Any]]:
-    """Load an env preset by name or path; a bare Gymnasium id gets a default preset.
+def load_env_preset(name: str, gym_packages: Sequence[str] = ()) -> tuple[str, dict[str, Any]]:
+    """Load an env preset by name or path; a Gymnasium id gets a default preset.
 
+    A Gymnasium id may name the module that registers it, as ``gymnasium.make`` reads it
+    (``mypackage.envs:MyTask-v0``: the module is imported first); ``gym_packages`` are
+    imported before anything is looked up (rl-baselines3-zoo's ``--gym-packages``).
+
+    :param name: preset name or path, or a Gymnasium id
+    :param gym_packages: modules whose import registers tasks
     :return: the preset's name and its data (with at least ``id``)
     """
     import gymnasium as gym
 
     import qrl.tasks  # noqa: F401  (registers the qrl/ tasks)
 
-    path = find_preset("envs", name) or _preset_with_id(name)
+    import_packages(gym_packages, "--gym-packages")
+    path = None if ":" in name and not _is_path(name) else find_preset("envs", name)
+    path = path or _preset_with_id(name)
     if path is None:
-        if name in gym.registry:
+        if registered(name):
             return name, {
                 "id": name,
                 "description": "Gymnasium defaults",
@@ -198,16 +208,41 @@ def load_env_preset(name: str) -> tuple[str, dict[str, Any]]:
         valid = preset_names("envs")
         raise QrlError(
             f"unknown environment {name!r}; {choices_hint(name, list(gym.registry))}. "
-            f"Env presets: {', '.join(valid)}; any registered Gymnasium id also works"
+            f"Env presets: {', '.join(valid)}; any registered Gymnasium id also works, "
+            "module:EnvId imports the module that registers it (or pass --gym-packages)"
         )
     data = read_yaml(path)
     _check_keys(data, ENV_KEYS, str(path))
     data.setdefault("id", path.stem)
-    if data["id"] not in gym.registry:
+    import_packages(_string_list(data.get("gym_packages"), "gym_packages"), str(path))
+    if not registered(str(data["id"])):
         raise QrlError(f"{path}: {data['id']!r} is not a registered Gymnasium id")
     for key in ("algorithms", "env_kwargs"):
         data[key] = _mapping(data.get(key), f"'{key}' in {path}")
     return path.stem, data
+
+
+def registered(env_id: str) -> bool:
+    """Whether a Gymnasium id is registered; ``module:Id`` imports the module first.
+
+    :raises QrlError: if that module cannot be imported
+    """
+    import gymnasium as gym
+
+    module, sep, bare = env_id.rpartition(":")
+    if sep:
+        import_module(module, f"--env {env_id}")
+    return (bare if sep else env_id) in gym.registry
+
+
+def _string_list(value: Any, what: str) -> list[str]:
+    """A list of names (one name alone is a list of one)."""
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+        raise bad_value(what, value, "a module name or a list of module names")
+    return list(items)
 
 
 def _preset_with_id(env_id: str) -> Path | None:
@@ -234,6 +269,7 @@ def task_settings(env_name: str, env_data: Mapping[str, Any]) -> dict[str, Any]:
         "max_episode_steps": env_data.get("max_episode_steps"),
         "solved": env_data.get("solved"),
         "env_kwargs": dict(env_data.get("env_kwargs") or {}),
+        **{key: env_data[key] for key in ZOO_KEYS if key in env_data},
     }
 
 
@@ -244,6 +280,13 @@ class RunConfig:
     Saved as ``config.yaml`` in the run folder; plain data only. ``max_episode_steps`` cuts
     episodes at that many steps (None: the task's own limit, or
     :data:`DEFAULT_MAX_EPISODE_STEPS` for a task without one, see :mod:`qrl.envs`).
+
+    The task options of rl-baselines3-zoo keep the zoo's meaning (:mod:`qrl.envs` applies
+    them): ``gym_packages`` (modules imported first, to register tasks), ``env_wrapper``
+    (Gymnasium wrappers by class path, with keyword arguments, outside the episode monitor),
+    ``frame_stack`` (the last N observations), ``normalize`` (SB3's ``VecNormalize``: true, or
+    its keyword arguments; its statistics are saved beside the model) and ``callback`` (SB3
+    callbacks by class path).
     """
 
     agent: str
@@ -259,6 +302,11 @@ class RunConfig:
     max_episode_steps: int | None = None
     solved: float | None = None
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    gym_packages: list[str] = field(default_factory=list)
+    env_wrapper: Any = None
+    frame_stack: int | None = None
+    normalize: bool | dict[str, Any] = False
+    callback: Any = None
     policy: dict[str, Any] = field(default_factory=dict)
     hyperparameters: dict[str, Any] = field(default_factory=dict)
 
@@ -292,6 +340,7 @@ def merge_config(
     timesteps: int | None = None,
     executor: str | None = None,
     overrides: Sequence[str] | Mapping[str, Any] = (),
+    gym_packages: Sequence[str] = (),
 ) -> RunConfig:
     """Merge env preset, agent preset and overrides into a :class:`RunConfig`.
 
@@ -304,10 +353,11 @@ def merge_config(
     :param timesteps: training budget; the env preset's by default
     :param executor: circuit executor for quantum policies ("torch", "default.qubit", ...)
     :param overrides: ``key=value`` strings (or a mapping) such as ``policy.n_layers=3``
+    :param gym_packages: modules to import first, whose import registers tasks
     :return: the resolved configuration
     """
     agent_name, agent_data = load_agent_preset(agent)
-    env_name, env_data = load_env_preset(env)
+    env_name, env_data = load_env_preset(env, gym_packages)
     items = list(
         overrides.items() if isinstance(overrides, Mapping) else map(parse_override, overrides)
     )
@@ -333,7 +383,11 @@ def merge_config(
         hyperparameters=hyper,
         **task_settings(env_name, env_data),
     )
+    lift_zoo_keys(config)
+    packages = [*_string_list(env_data.get("gym_packages"), "gym_packages"), *gym_packages]
+    config.gym_packages = list(dict.fromkeys(packages))
     apply_overrides(config, items)
+    lift_zoo_keys(config)
     _absolute_circuit_file(config.policy)
     if timesteps is not None:
         config.timesteps = timesteps
@@ -369,6 +423,21 @@ _TOP_LEVEL = {
     "algorithm",
 }
 _NESTED = {"policy", "hyperparameters", "env_kwargs"}
+
+# rl-baselines3-zoo's task options, top-level settings here; a zoo hyperparameter file
+# mixes them with the algorithm's arguments, so they are also taken from there.
+ZOO_KEYS = ("gym_packages", "env_wrapper", "frame_stack", "normalize", "callback")
+_TOP_LEVEL |= set(ZOO_KEYS)
+_ZOO_HYPER = {**{key: key for key in ZOO_KEYS}, "n_envs": "n_envs", "n_timesteps": "timesteps"}
+
+
+def lift_zoo_keys(config: RunConfig) -> None:
+    """Move the zoo's task options written among the hyperparameters (``normalize``,
+    ``frame_stack``, ``env_wrapper``, ``callback``, ``n_envs``, ``n_timesteps``) to their
+    top-level settings, in place, as the zoo reads them."""
+    for key, setting in _ZOO_HYPER.items():
+        if key in config.hyperparameters:
+            setattr(config, setting, config.hyperparameters.pop(key))
 
 
 def apply_overrides(config: RunConfig, items: Sequence[tuple[str, Any]]) -> None:
@@ -573,11 +642,43 @@ def check_settings(config: RunConfig) -> None:
         config.max_episode_steps, "max_episode_steps", 1, allow_none=True
     )
     config.solved = real_number(config.solved, "solved", allow_none=True)
+    _check_zoo_settings(config)
     if config.max_episode_steps is not None and "max_episode_steps" in config.env_kwargs:
         raise QrlError(
             "the step limit is given twice (max_episode_steps and env_kwargs.max_episode_steps): "
             "keep max_episode_steps"
         )
+
+
+# VecNormalize's keyword arguments that a ``normalize`` mapping may set.
+NORMALIZE_OPTIONS = ("norm_obs", "norm_reward", "clip_obs", "clip_reward", "gamma", "epsilon")
+
+
+def _check_zoo_settings(config: RunConfig) -> None:
+    """Check the forms of the zoo's task options (their classes are imported and checked by
+    :func:`qrl.agents.validate`); ``frame_stack`` of 0 or false means none."""
+    config.gym_packages = _string_list(config.gym_packages, "gym_packages")
+    if config.frame_stack in (None, False, 0):
+        config.frame_stack = None
+    else:
+        config.frame_stack = whole_number(config.frame_stack, "frame_stack", 1)
+    if isinstance(config.normalize, dict):
+        for key, value in config.normalize.items():
+            if key not in NORMALIZE_OPTIONS:
+                raise QrlError(
+                    f"unknown normalize option {key!r}; {choices_hint(str(key), NORMALIZE_OPTIONS)}"
+                )
+            if key.startswith("norm_"):
+                boolean(value, f"normalize.{key}")
+            else:
+                real_number(value, f"normalize.{key}", 0, None, True)
+    elif config.normalize is None:
+        config.normalize = False
+    elif not isinstance(config.normalize, bool):
+        allowed = "true, false, or a mapping of VecNormalize options"
+        raise bad_value("normalize", config.normalize, allowed)
+    for key in ("env_wrapper", "callback"):
+        class_specs(getattr(config, key), key)
 
 
 # -- credentials: never settings, never on disk --------------------------------------------

@@ -8,6 +8,11 @@ A run folder holds::
     checkpoints/     periodic checkpoints model_<steps>_steps.zip
     tb/              TensorBoard events
     curve.json       the learning curve: evaluations every ``eval_freq`` steps during training
+    evaluations.npz  the same points in the format of SB3's EvalCallback
+    best_model.zip   the model of the curve's best point (SB3's EvalCallback)
+    vecnormalize.pkl VecNormalize statistics with model.zip (``normalize``; best_vecnormalize.pkl
+                     with best_model.zip, checkpoints/model_vecnormalize_<steps>_steps.pkl)
+    0.monitor.csv    SB3's Monitor: every training episode of environment 0 (1.monitor.csv, ...)
     eval.json        the final evaluation
     .lock            the lock of the process writing the folder, and who that is
 
@@ -21,8 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import io
 import json
 import os
+import pickle
 import platform
 import re
 import shlex
@@ -37,8 +44,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecNormalize
 
 from qrl.agents import model_file_problem
 from qrl.errors import DISTRIBUTION, QrlError
@@ -52,9 +61,18 @@ CONFIG, STATUS, MODEL, CURVE, EVALUATION, LOCK = (
     "eval.json",
     ".lock",
 )
+# SB3's and rl-baselines3-zoo's names: EvalCallback's outputs, VecNormalize's statistics.
+EVALUATIONS, BEST_MODEL, NORMALIZER, BEST_NORMALIZER = (
+    "evaluations.npz",
+    "best_model.zip",
+    "vecnormalize.pkl",
+    "best_vecnormalize.pkl",
+)
 # What a run writes into its folder: removed when a run that never saved a checkpoint starts
 # again in place (train.log, written by ``qrl compare``, stays).
-_RUN_FILES = (CONFIG, STATUS, MODEL, CURVE, EVALUATION)
+_RUN_FILES: tuple[str, ...] = (CONFIG, STATUS, MODEL, CURVE, EVALUATION, EVALUATIONS, BEST_MODEL)
+_RUN_FILES += (NORMALIZER, BEST_NORMALIZER)
+_MONITOR_FILES = "*.monitor.csv"
 _RUN_FOLDERS = ("checkpoints", "tb", "evaluations")
 
 
@@ -99,6 +117,12 @@ def save_model(model: BaseAlgorithm, path: Path) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def save_normalizer(normalizer: VecNormalize, path: Path) -> None:
+    """Save ``VecNormalize`` statistics as SB3's ``VecNormalize.save`` does (a pickle, which
+    ``VecNormalize.load`` reads), atomically."""
+    write_atomic(path, pickle.dumps(normalizer))
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -427,6 +451,32 @@ class Run:
         data = read_yaml(self.path / CONFIG) | values
         write_atomic(self.path / CONFIG, yaml.safe_dump(data, sort_keys=False))
 
+    def write_evaluations(self, curve: Curve) -> None:
+        """Write evaluations.npz from the learning curve, in the format of SB3's
+        ``EvalCallback`` (``timesteps``, ``results`` and ``ep_lengths``, one row per point),
+        which rl-baselines3-zoo's plotting scripts read."""
+        buffer = io.BytesIO()
+        np.savez(
+            buffer,
+            timesteps=np.asarray(curve.timesteps, dtype=np.int64),
+            results=np.asarray(curve.returns, dtype=np.float64),
+            ep_lengths=np.asarray(curve.lengths, dtype=np.int64),
+        )
+        write_atomic(self.path / EVALUATIONS, buffer.getvalue())
+
+    @property
+    def best_model_path(self) -> Path:
+        """The model of the best learning-curve point (SB3's ``best_model.zip``)."""
+        return self.path / BEST_MODEL
+
+    def normalizer_path(self, best: bool = False) -> Path:
+        """The ``VecNormalize`` statistics saved with model.zip (or with best_model.zip)."""
+        return self.path / (BEST_NORMALIZER if best else NORMALIZER)
+
+    def checkpoint_normalizer_path(self, steps: int) -> Path:
+        """The ``VecNormalize`` statistics saved with a checkpoint (SB3's naming)."""
+        return self.checkpoint_dir / f"model_vecnormalize_{steps}_steps.pkl"
+
     def checkpoint_path(self, steps: int) -> Path:
         """The periodic checkpoint after ``steps`` environment steps (SB3's naming)."""
         return self.checkpoint_dir / f"model_{steps}_steps.zip"
@@ -492,6 +542,8 @@ class Run:
                 (self.path / name).unlink(missing_ok=True)
         for name in _RUN_FOLDERS:
             shutil.rmtree(self.path / name, ignore_errors=True)
+        for monitor in self.path.glob(_MONITOR_FILES):
+            monitor.unlink()
 
     def trim_tensorboard(self, steps: int) -> int:
         """Drop the TensorBoard events a session resuming from the checkpoint at ``steps``

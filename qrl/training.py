@@ -9,6 +9,7 @@ import platform
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,16 +21,18 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
+from stable_baselines3.common.vec_env import VecEnv
 
 from qrl.agents import build_model, load_model, policy_kwargs, resolve_config, validate
 from qrl.callbacks import LearningCurve, ProgressBar, QuantumLogger
-from qrl.envs import make_envs
+from qrl.envs import make_envs, normalize_options, normalized
 from qrl.errors import QrlError
 from qrl.evaluation.comparison import Variant
 from qrl.evaluation.episodes import EVAL_SEED_OFFSET
-from qrl.evaluation.models import write_final_evaluation
+from qrl.evaluation.models import attach_normalizer, write_final_evaluation
 from qrl.executors.cost import Cost
 from qrl.extractors import executor_cost, parameter_counts, set_executor
+from qrl.imports import load_classes
 from qrl.presets import RunConfig, apply_overrides, parse_override
 from qrl.runs import (
     Run,
@@ -41,9 +44,11 @@ from qrl.runs import (
     holds_run,
     open_run,
     save_model,
+    save_normalizer,
     this_command,
     versions,
 )
+from qrl.tracking import Tracking, tracking
 
 
 def _flat(prefix: str, value: Any, out: dict[str, Any]) -> dict[str, Any]:
@@ -68,6 +73,9 @@ def train(
     progress: bool = True,
     checkpoints: int = 10,
     command: str | None = None,
+    gym_packages: Sequence[str] = (),
+    callback: BaseCallback | Sequence[BaseCallback] | None = None,
+    track: Tracking | None = None,
 ) -> Run:
     """Train an agent on a task into a new run folder, then evaluate it.
 
@@ -88,16 +96,21 @@ def train(
     :param progress: show a progress bar on stderr
     :param checkpoints: number of periodic checkpoints over the run
     :param command: the command line that started the run, recorded in config.yaml
+    :param gym_packages: modules to import first, whose import registers tasks (recorded)
+    :param callback: SB3 callbacks called during training, after qrl's own (Python objects,
+        not recorded; the ``callback`` setting names classes that are)
+    :param track: log the run to Weights & Biases (:mod:`qrl.tracking`)
     :return: the run; its status is "interrupted" if training was stopped by Ctrl-C
     :raises QrlError: on bad input, or if the folder holds a run or is in use
     """
-    config = resolve_config(agent, env, seed, timesteps, executor, overrides)
+    config = resolve_config(agent, env, seed, timesteps, executor, overrides, gym_packages)
     command = command or this_command()
+    session = Session(progress, checkpoints, _callbacks(callback), track)
     if run_dir is None:
         model = build_model(config, make_envs(config, seed=config.seed))  # bad input first
         path = default_run_dir(config)
         with hold(path, command):
-            return _start(Run(path, config), model, command, progress, checkpoints)
+            return _start(Run(path, config), model, command, session)
     path = Path(run_dir)
     with claim(path, command):
         again = _start_again(path)
@@ -105,7 +118,34 @@ def train(
         run = Run(path, config)
         if again:
             run.clear()
-        return _start(run, model, command, progress, checkpoints)
+        return _start(run, model, command, session)
+
+
+@dataclass
+class Session:
+    """How one training session runs, apart from the configuration.
+
+    :param progress: show a progress bar on stderr
+    :param checkpoints: number of periodic checkpoints over the run
+    :param callbacks: SB3 callbacks given from Python, called after qrl's own
+    :param track: Weights & Biases tracking, or None
+    """
+
+    progress: bool = True
+    checkpoints: int = 10
+    callbacks: list[BaseCallback] = field(default_factory=list)
+    track: Tracking | None = None
+
+
+def _callbacks(callback: BaseCallback | Sequence[BaseCallback] | None) -> list[BaseCallback]:
+    """The callbacks given from Python as a list, each checked."""
+    if callback is None:
+        return []
+    given = [callback] if isinstance(callback, BaseCallback) else list(callback)
+    for item in given:
+        if not isinstance(item, BaseCallback):
+            raise QrlError(f"callback {item!r} is not a Stable-Baselines3 BaseCallback")
+    return given
 
 
 def _start_again(path: Path) -> bool:
@@ -130,18 +170,40 @@ def _start(
     run: Run,
     model: BaseAlgorithm,
     command: str,
-    progress: bool,
-    checkpoints: int,
+    session: Session,
     meta: Mapping[str, Any] | None = None,
+    seed_offset: int = 0,
+    stats: Path | None = None,
 ) -> Run:
-    """Write a new run's config.yaml and run.json, then train it."""
+    """Write a new run's config.yaml and run.json, then train it on environments that
+    record into the folder (monitors, ``VecNormalize`` statistics)."""
     info = {"versions": versions(), "command": command, **(meta or {})}
     info["created"] = datetime.now().isoformat(timespec="seconds")
     run.write_config(run.config, info)
     run.write_status(
         status="running", num_timesteps=0, wall_time_s=0.0, parameters=parameter_counts(model)
     )
-    return _learn(run, model, progress, checkpoints)
+    _close_env(model)  # built before the folder, to check the configuration
+    model.set_env(training_envs(run, model.num_timesteps + seed_offset, stats))
+    return _learn(run, model, session)
+
+
+def _close_env(model: BaseAlgorithm) -> None:
+    env = model.get_env()
+    if env is not None:
+        env.close()
+
+
+def training_envs(run: Run, steps: int, stats: Path | None = None) -> VecEnv:
+    """The environments a run trains on from ``steps`` on: seeded with the run's seed plus
+    ``steps``, monitored into the run folder, normalised when the configuration says so.
+
+    :param run: the run
+    :param steps: the steps already trained
+    :param stats: ``VecNormalize`` statistics to continue from
+    """
+    envs = make_envs(run.config, seed=run.config.seed + steps, monitor_dir=run.path)
+    return normalized(envs, run.config, stats)
 
 
 def resume(
@@ -149,6 +211,8 @@ def resume(
     timesteps: int | None = None,
     progress: bool = True,
     command: str | None = None,
+    callback: BaseCallback | Sequence[BaseCallback] | None = None,
+    track: Tracking | None = None,
 ) -> Run:
     """Continue a run from its newest readable checkpoint.
 
@@ -161,6 +225,8 @@ def resume(
     :param timesteps: a new total budget (to extend a finished run)
     :param progress: show a progress bar on stderr
     :param command: the command line, for the message of a process refused meanwhile
+    :param callback: SB3 callbacks called during training, after qrl's own
+    :param track: log the session to Weights & Biases (:mod:`qrl.tracking`)
     :return: the run
     :raises QrlError: if the folder is in use, a file of it is damaged, or the budget is
         already trained
@@ -168,11 +234,12 @@ def resume(
     folder = Path(path)
     if not holds_run(folder):
         open_run(folder)  # the error for a folder that holds no run
+    session = Session(progress, 10, _callbacks(callback), track)
     with hold(folder, command):
-        return _resume(open_run(folder), timesteps, progress)
+        return _resume(open_run(folder), timesteps, session)
 
 
-def _resume(run: Run, timesteps: int | None, progress: bool) -> Run:
+def _resume(run: Run, timesteps: int | None, session: Session) -> Run:
     run.status()  # a damaged run.json or eval.json is an error before anything changes
     evaluated = run.evaluation()
     budget = run.config.timesteps if timesteps is None else int(timesteps)
@@ -180,14 +247,16 @@ def _resume(run: Run, timesteps: int | None, progress: bool) -> Run:
         raise QrlError(f"--timesteps must be at least 1, got {budget}")
     found = run.readable_checkpoint()
     if found is None and not run.model_path.is_file():
-        return _resume_from_start(run, budget, progress)
+        return _resume_from_start(run, budget, session)
     if found is None:  # checkpoints deleted (to save space): the latest model is the state
         steps = load_model(run.model_path, run.config.algorithm).num_timesteps
         found = run.model_path, steps, []
     checkpoint, steps, skipped = found
-    if steps >= budget and evaluated is None and run.model_path.is_file() and not skipped:
+    unevaluated = evaluated is None and run.config.eval_episodes > 0
+    if steps >= budget and unevaluated and run.model_path.is_file() and not skipped:
         # Training finished but its final evaluation was interrupted: evaluate only.
         model = load_model(run.model_path, run.config.algorithm)
+        attach_normalizer(model, run.config, run.normalizer_path())
         write_final_evaluation(run, model)
         return run
     if steps >= budget and timesteps is None:
@@ -200,7 +269,15 @@ def _resume(run: Run, timesteps: int | None, progress: bool) -> Run:
             f"{run.path} already trained {steps} steps, --timesteps {budget} is no more; "
             f"pass more than {steps} to extend it (nothing was changed)"
         )
-    envs = make_envs(run.config, seed=run.config.seed + steps)
+    stats = run.checkpoint_normalizer_path(steps)
+    if checkpoint == run.model_path:
+        stats = run.normalizer_path()
+    if normalize_options(run.config) is not None and not stats.is_file():
+        raise QrlError(
+            f"{run.path} normalizes observations but {stats.name} is missing: the "
+            "statistics of that checkpoint are needed to continue it"
+        )
+    envs = training_envs(run, steps, stats if stats.is_file() else None)
     model = load_model(checkpoint, run.config.algorithm, env=envs)
     if budget != run.config.timesteps:  # every check passed: the folder may change now
         run.config.timesteps = budget
@@ -219,10 +296,10 @@ def _resume(run: Run, timesteps: int | None, progress: bool) -> Run:
         if buffer.is_file():
             model.load_replay_buffer(buffer)
     print(f"qrl: resuming {run.path} from {checkpoint.name} ({steps} steps)", file=sys.stderr)
-    return _learn(run, model, progress, checkpoints=10)
+    return _learn(run, model, session)
 
 
-def _resume_from_start(run: Run, budget: int, progress: bool) -> Run:
+def _resume_from_start(run: Run, budget: int, session: Session) -> Run:
     """``--resume`` of a run that stopped before its first checkpoint: train it from the
     start with its recorded configuration (a fine-tuning run starts from its source's
     model, which its own ``qrl finetune`` command loads again)."""
@@ -246,7 +323,9 @@ def _resume_from_start(run: Run, budget: int, progress: bool) -> Run:
     run.write_status(
         status="running", num_timesteps=0, wall_time_s=0.0, parameters=parameter_counts(model)
     )
-    return _learn(run, model, progress, checkpoints=10)
+    _close_env(model)
+    model.set_env(training_envs(run, 0))
+    return _learn(run, model, session)
 
 
 def finetune(
@@ -311,14 +390,26 @@ def finetune(
         model = load_model(src.model_path, config.algorithm, env=envs, **changes)
         _check_one_rollout(model, config.timesteps)
         set_executor(model, executor, options)  # bad names, options, credentials: first
-        model.policy_kwargs = policy_kwargs(config.policy)  # saved models reload on it
+        model.policy_kwargs = policy_kwargs(
+            config.policy, config.algorithm
+        )  # saved models reload on it
         trained = int(model.num_timesteps)
         model.num_timesteps = 0
         run = Run(path, config)
         if again:
             run.clear()
         meta = {"finetuned_from": str(src.path), "finetuned_after_steps": trained}
-        return _start(run, model, command, progress, checkpoints=1, meta=meta)
+        session = Session(progress, checkpoints=1)
+        stats = src.normalizer_path()
+        return _start(
+            run,
+            model,
+            command,
+            session,
+            meta,
+            seed_offset=1_000_000,
+            stats=stats if stats.is_file() else None,
+        )
 
 
 def rollout_steps(model: BaseAlgorithm) -> tuple[int, str]:
@@ -442,7 +533,7 @@ def _times(
     return out
 
 
-def _learn(run: Run, model: BaseAlgorithm, progress: bool, checkpoints: int) -> Run:
+def _learn(run: Run, model: BaseAlgorithm, session: Session) -> Run:
     """Train up to the configured budget, rounded up to whole rollouts (said on stderr when
     it differs); save on completion or interruption."""
     threads = training_thread_count()  # a bad setting stops before the run is touched
@@ -456,15 +547,46 @@ def _learn(run: Run, model: BaseAlgorithm, progress: bool, checkpoints: int) -> 
             file=sys.stderr,
             flush=True,
         )
+    configured = configured_callbacks(config)  # bad classes or arguments: before any change
     run.trim_tensorboard(model.num_timesteps)  # steps after the checkpoint are logged again
-    model.set_logger(configure(str(run.path / "tb"), ["tensorboard"]))
-    every = max(planned // max(checkpoints, 1) // config.n_envs, 1)
+    with tracking(session.track, run):  # before the TensorBoard writer, which W&B mirrors
+        formats = ["tensorboard", *(["stdout"] if model.verbose >= 1 else [])]
+        model.set_logger(configure(str(run.path / "tb"), formats))
+        return _learn_logged(run, model, session, threads, planned, configured)
+
+
+def configured_callbacks(config: RunConfig) -> list[BaseCallback]:
+    """The SB3 callbacks the configuration's ``callback`` setting names, made.
+
+    :raises QrlError: for a class that refuses its arguments
+    """
+    made = []
+    for cls, kwargs in load_classes(config.callback, BaseCallback, "callback"):
+        try:
+            made.append(cls(**kwargs))
+        except (TypeError, ValueError, AssertionError) as exc:
+            raise QrlError(f"callback {cls.__qualname__}{kwargs or ''}: {exc}") from None
+    return made
+
+
+def _learn_logged(
+    run: Run,
+    model: BaseAlgorithm,
+    session: Session,
+    threads: int,
+    planned: int,
+    configured: list[BaseCallback],
+) -> Run:
+    """Train with the logger set up (see :func:`_learn`)."""
+    config = run.config
+    every = max(planned // max(session.checkpoints, 1) // config.n_envs, 1)
     callbacks: list[BaseCallback] = [
         CheckpointCallback(
             every,
             str(run.checkpoint_dir),
             name_prefix="model",
             save_replay_buffer=isinstance(model, OffPolicyAlgorithm),
+            save_vecnormalize=True,
         ),
         QuantumLogger(_flat("", config.to_dict(), {})),
     ]
@@ -480,8 +602,9 @@ def _learn(run: Run, model: BaseAlgorithm, progress: bool, checkpoints: int) -> 
     before = run.status()
     start = time.perf_counter()
     callbacks.append(_StatusWriter(run, every, before, start, curve))
-    if progress:
+    if session.progress:
         callbacks.append(ProgressBar(planned))
+    callbacks += [*configured, *session.callbacks]
     remaining = config.timesteps - model.num_timesteps
     run.write_status(status="running", pid=os.getpid(), host=platform.node())
     start_steps = model.num_timesteps
@@ -500,6 +623,10 @@ def _learn(run: Run, model: BaseAlgorithm, progress: bool, checkpoints: int) -> 
     # The final state is also the latest checkpoint, so --resume always starts from it.
     save_model(model, run.model_path)
     save_model(model, run.checkpoint_path(model.num_timesteps))
+    normalizer = model.get_vec_normalize_env()
+    if normalizer is not None:
+        save_normalizer(normalizer, run.normalizer_path())
+        save_normalizer(normalizer, run.checkpoint_normalizer_path(model.num_timesteps))
     if isinstance(model, OffPolicyAlgorithm):
         model.save_replay_buffer(run.replay_buffer_path(model.num_timesteps))
     steps = model.num_timesteps - start_steps

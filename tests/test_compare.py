@@ -184,7 +184,7 @@ def test_compare_writes_runs_tables_and_plots(grid: Path):
 
     events = EventAccumulator(str(runs[0] / "tb"))
     events.Reload()
-    assert "eval/mean_return" in events.Tags()["scalars"]
+    assert "eval/mean_reward" in events.Tags()["scalars"]  # SB3's EvalCallback tag
     grid_data = json.loads((out / "grid.json").read_text())
     assert grid_data["agents"] == ["mlp", "unentangled"] and grid_data["seeds"] == [0, 1]
 
@@ -345,7 +345,7 @@ def test_curve_from_checkpoints_matches_the_curve_recorded_in_training(tmp_path:
     )
     recorded = run.curve()
     assert recorded is not None and recorded.timesteps[:2] == [0, 256]
-    assert main(["curve", str(run.path)]) == 0
+    assert main(["curve", str(run.path), "--overwrite"]) == 0
     rebuilt = run.curve()
     assert rebuilt is not None and rebuilt.source == "checkpoints"
     common = sorted(set(recorded.timesteps) & set(rebuilt.timesteps))

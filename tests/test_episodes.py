@@ -128,7 +128,7 @@ def test_learning_curve_points_are_the_evaluate_episodes(tmp_path: Path):
     assert evaluated["seed"] == recorded.seed == 4 + EVAL_SEED_OFFSET
     assert all(r == evaluated["returns"] for r in recorded.returns)
     assert all(n == evaluated["lengths"] for n in recorded.lengths)
-    rebuilt = curve_from_checkpoints(run.path)
+    rebuilt = curve_from_checkpoints(run.path, overwrite=True)
     assert all(r == evaluated["returns"] for r in rebuilt.returns)
     # The API: a curve point and an evaluation of the same model and seed.
     model = load_model(run.model_path, "ppo")

@@ -279,8 +279,11 @@ def test_existing_run_folder_is_not_overwritten(tiny_run: Path):
             "observation space is not supported",
         ),
         (
-            ["train", "--agent", "unentangled", "--env", "CartPole-v1", "--set", "algorithm=dqn"],
-            "dqn takes policy.net_arch as one list",
+            [
+                *["train", "--agent", "unentangled", "--env", "CartPole-v1"],
+                *["--set", "algorithm=dqn", "--set", "policy.net_arch={pi: [8]}"],
+            ],
+            "bad policy.net_arch",
         ),
         (["evaluate", "no/such/run"], "does not exist"),
         (["evaluate", ".", "--shots", "10"], "--packing and --option need an --executor"),

@@ -11,7 +11,11 @@ same weights and seed give the same episodes everywhere:
   submission for a device), and the recurrent states of episodes that end are dropped;
 - the environments are built as training builds them (:func:`qrl.envs.make_envs`: the env
   preset's ``env_kwargs``, the same wrappers and the same step limit, so every episode
-  ends, even on a task without a limit of its own).
+  ends, even on a task without a limit of its own); a model with ``VecNormalize``
+  statistics (``model.get_vec_normalize_env()``) sees observations normalised by them,
+  frozen;
+- an episode's return and length are the task's own, as SB3's ``Monitor`` records them
+  beneath the configuration's wrappers (as SB3's ``evaluate_policy`` reports them).
 
 :func:`statistics` summarises returns and lengths, with the *sample* standard deviation
 (``ddof=1``; 0 for a single episode) everywhere.
@@ -35,7 +39,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
-from qrl.envs import make_envs, make_video_env
+from qrl.envs import make_envs, make_video_env, task_monitor
 from qrl.errors import QrlError
 from qrl.presets import SEED_MAX, RunConfig, whole_number
 
@@ -183,12 +187,16 @@ def _play_round(
 ) -> None:
     """Play one round: one episode per environment, in lockstep, updating ``episodes``."""
     obs = [env.reset(seed=e.seed)[0] for env, e in zip(envs, episodes, strict=False)]
+    monitors = [task_monitor(env) for env in envs]
+    normalizer = model.get_vec_normalize_env()
     active = list(range(len(episodes)))
     state: Any = None
     ref_state: Any = None
     starts = np.ones(len(active), dtype=bool)
     while active:
-        batch = np.stack([obs[i] for i in active])
+        batch: Any = np.stack([obs[i] for i in active])
+        if normalizer is not None:  # the statistics as they are, not updated
+            batch = normalizer.normalize_obs(batch)
         actions, state = model.predict(
             batch, state=state, episode_start=starts, deterministic=deterministic
         )
@@ -212,7 +220,12 @@ def _play_round(
             episode.agreeing += int(same[j])
             if not (terminated or truncated):
                 keep.append(j)
-            elif on_episode is not None:
+                continue
+            monitor = monitors[i]
+            if monitor is not None:  # the task's own rewards, beneath the wrappers
+                episode.ret = float(sum(monitor.rewards))
+                episode.length = len(monitor.rewards)
+            if on_episode is not None:
                 on_episode(episode)
         if len(keep) < len(active):
             state, ref_state = _slice_state(state, keep), _slice_state(ref_state, keep)
