@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from qrl.extractors import DenseExtractor, QuantumExtractor, parameter_counts, set_executor
     from qrl.fast_weights import FastWeightCell, QFWPPolicy
     from qrl.runs import Run, open_run
+    from qrl.tracking import Tracking
     from qrl.training import finetune, resume, train
 
 __version__ = "0.1.0"
@@ -63,6 +64,7 @@ _EXPORTS = {
     "QrlError": "qrl.errors",
     "make_executor": "qrl.executors",
     "Run": "qrl.runs",
+    "Tracking": "qrl.tracking",
     "curve_from_checkpoints": "qrl.evaluation.models",
     "evaluate": "qrl.evaluation.models",
     "finetune": "qrl.training",
@@ -93,6 +95,7 @@ __all__ = [
     "QrlError",
     "QuantumExtractor",
     "Run",
+    "Tracking",
     "WeightAngle",
     "curve_from_checkpoints",
     "evaluate",

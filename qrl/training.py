@@ -14,7 +14,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import torch
+from gymnasium.envs.registration import EnvSpec
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
 from stable_baselines3.common.logger import configure
@@ -64,7 +66,7 @@ def _flat(prefix: str, value: Any, out: dict[str, Any]) -> dict[str, Any]:
 
 def train(
     agent: str,
-    env: str,
+    env: str | gym.Env[Any, Any] | EnvSpec,
     seed: int = 0,
     timesteps: int | None = None,
     executor: str | None = None,
@@ -85,7 +87,9 @@ def train(
     one with a checkpoint is refused (resume it).
 
     :param agent: agent preset name or path ("unentangled", "mlp", ...)
-    :param env: env preset name or path, or any Gymnasium id
+    :param env: env preset name or path, or any Gymnasium id; or an environment made by
+        ``gymnasium.make`` (or its ``EnvSpec``): its registered id and its keyword
+        arguments are used, so that evaluations make more of it
     :param seed: random seed
     :param timesteps: training budget; the env preset's by default, rounded up to whole
         rollouts (the rounded budget is printed when it differs)
@@ -103,6 +107,7 @@ def train(
     :return: the run; its status is "interrupted" if training was stopped by Ctrl-C
     :raises QrlError: on bad input, or if the folder holds a run or is in use
     """
+    env, overrides, gym_packages = _task_of(env, overrides, gym_packages)
     config = resolve_config(agent, env, seed, timesteps, executor, overrides, gym_packages)
     command = command or this_command()
     session = Session(progress, checkpoints, _callbacks(callback), track)
@@ -119,6 +124,42 @@ def train(
         if again:
             run.clear()
         return _start(run, model, command, session)
+
+
+def _task_of(
+    env: str | gym.Env[Any, Any] | EnvSpec,
+    overrides: Sequence[str] | Mapping[str, Any],
+    gym_packages: Sequence[str],
+) -> tuple[str, Sequence[str] | Mapping[str, Any], list[str]]:
+    """The task name, overrides and task modules of an environment given as an object: its
+    registered id, its ``gymnasium.make`` keyword arguments as ``env_kwargs``, and the
+    module of its entry point (imported again by evaluations in other processes).
+
+    :raises QrlError: for an environment that was not made from a registered id
+    """
+    if isinstance(env, str):
+        return env, overrides, list(gym_packages)
+    spec = env if isinstance(env, EnvSpec) else getattr(env, "spec", None)
+    if spec is None or spec.id not in gym.registry:
+        raise QrlError(
+            f"cannot train on {env!r}: an environment object must come from gymnasium.make "
+            "of a registered id, so that evaluations can make more of it; register your "
+            "class with gymnasium.register(id=..., entry_point=...) and pass the id"
+        )
+    items = (
+        dict(overrides)
+        if isinstance(overrides, Mapping)
+        else dict(parse_override(o) for o in overrides)
+    )
+    for key, value in spec.kwargs.items():
+        if key != "render_mode":
+            items.setdefault(f"env_kwargs.{key}", value)
+    entry = spec.entry_point
+    module = entry.partition(":")[0] if isinstance(entry, str) else entry.__module__
+    packages = list(gym_packages)
+    if module not in ("__main__", "") and not module.startswith("gymnasium."):
+        packages.append(module)
+    return spec.id, items, packages
 
 
 @dataclass

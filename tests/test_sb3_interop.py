@@ -110,6 +110,21 @@ def test_gym_packages_are_imported_first_and_recorded(tmp_path: Path) -> None:
     assert _qrl(tmp_path, "evaluate", "run", "--episodes", "1").returncode == 0
 
 
+def test_train_takes_an_environment_object_made_from_a_registered_id(tmp_path: Path) -> None:
+    import gymnasium as gym
+
+    env = gym.make("MountainCarContinuous-v0", goal_velocity=0.01)
+    overrides = ["eval_episodes=1", "hyperparameters.n_steps=16", "hyperparameters.batch_size=16"]
+    run = train("mlp", env, timesteps=16, overrides=overrides, run_dir=tmp_path / "r")
+    assert run.config.env_id == "MountainCarContinuous-v0"
+    assert run.config.env_kwargs == {"goal_velocity": 0.01}
+
+    from gymnasium.envs.classic_control import CartPoleEnv
+
+    with pytest.raises(qrl.QrlError, match="registered id"):
+        train("mlp", CartPoleEnv(), run_dir=tmp_path / "bad")  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
