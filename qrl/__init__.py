@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from qrl.runs import Run, open_run
     from qrl.tracking import Tracking
     from qrl.training import finetune, resume, train
+    from qrl.tuning import tune
 
 __version__ = "0.1.0"
 
@@ -73,6 +74,7 @@ _EXPORTS = {
     "open_run": "qrl.runs",
     "resume": "qrl.training",
     "train": "qrl.training",
+    "tune": "qrl.tuning",
     "QuantumExtractor": "qrl.extractors",
     "DenseExtractor": "qrl.extractors",
     "parameter_counts": "qrl.extractors",
@@ -112,6 +114,7 @@ __all__ = [
     "resume",
     "set_executor",
     "train",
+    "tune",
 ]
 
 

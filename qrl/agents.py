@@ -520,7 +520,14 @@ def build_model(config: RunConfig, env: VecEnv) -> BaseAlgorithm:
         n_raw_features(env.observation_space)  # a clear error before SB3's own checks
     try:
         return algo(policy_cls, env, policy_kwargs=kwargs, seed=config.seed, **hyper)
-    except (TypeError, ValueError, KeyError, AssertionError, NotImplementedError) as exc:
+    except (
+        TypeError,
+        ValueError,
+        KeyError,
+        AssertionError,
+        NotImplementedError,
+        RuntimeError,
+    ) as exc:
         raise QrlError(
             f"cannot build {config.algorithm} for {config.env_id} with agent "
             f"{config.agent!r}: {exc}"

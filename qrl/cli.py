@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import Any
 
-from qrl.errors import QrlError
+from qrl.errors import QrlError, install_hint
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -185,8 +185,61 @@ def _parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace the run's existing curve.json"
     )
 
+    _tune_parser(sub)
     sub.add_parser("presets", help="list agent and env presets")
     return parser
+
+
+def _tune_parser(sub: Any) -> None:
+    tune = sub.add_parser(
+        "tune",
+        help="search hyperparameters on several seeds per trial (Optuna)",
+        description="Each trial trains its setting on --seeds seeds side by side and scores "
+        "it by the IQM over the seeds; the pruner reads their aggregate learning curve. "
+        "Rerunning continues the study up to --trials trials in all. DIR gets the study "
+        "(study.db), trials.csv, plots/*.png, best.yaml and every trial's runs.",
+    )
+    tune.add_argument("--agent", required=True, help="agent preset name or YAML path")
+    tune.add_argument(
+        "--env", required=True, help="env preset name or YAML path, or a Gymnasium id"
+    )
+    tune.add_argument("--trials", type=int, required=True, help="trials in the study in all")
+    tune.add_argument("--seeds", type=int, default=3, help="seeds per trial (3)")
+    tune.add_argument("--timesteps", type=int, help="budget of every run (env preset's)")
+    tune.add_argument("--out", default="runs/tune", help="study folder (default runs/tune)")
+    tune.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting fixed for every trial (not searched)",
+    )
+    tune.add_argument("--space", metavar="FILE", help="search space file (default: shipped)")
+    tune.add_argument(
+        "--objective",
+        default="curve",
+        help="curve: IQM over seeds of the mean return over the learning curve (default); "
+        "final: of the final model's mean return",
+    )
+    tune.add_argument("--sampler", default="tpe", help="tpe (default), random, cmaes, qmc")
+    tune.add_argument("--sampler-seed", type=int, default=0, help="the sampler's seed (0)")
+    tune.add_argument(
+        "--pruner", default="median", help="median (default), halving, hyperband, none"
+    )
+    tune.add_argument(
+        "--storage", help="Optuna storage URL: postgresql://..., mysql://..., journal:PATH"
+    )
+    tune.add_argument("--workers", type=int, default=1, help="local processes running trials (1)")
+    tune.add_argument("--study-name", help="the study's name in the storage (<env>-<agent>)")
+    tune.add_argument(
+        "--first-seed", type=int, default=1000, help="trials use seeds FIRST.. (default 1000)"
+    )
+    tune.add_argument("--points", type=int, default=10, help="learning-curve points per run (10)")
+    tune.add_argument(
+        "--max-parameters", type=int, help="prune settings with more trainable parameters"
+    )
+    _gym_packages_option(tune)
 
 
 def _gym_packages_option(parser: argparse.ArgumentParser) -> None:
@@ -443,6 +496,38 @@ def _curve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+    try:
+        import optuna  # noqa: F401
+    except ImportError:
+        raise QrlError(f"qrl tune needs Optuna: {install_hint('tune')}") from None
+    from qrl.tuning import tune
+
+    tune(
+        args.agent,
+        args.env,
+        trials=args.trials,
+        seeds=args.seeds,
+        timesteps=args.timesteps,
+        out=args.out,
+        overrides=args.overrides,
+        space=args.space,
+        objective=args.objective,
+        sampler=args.sampler,
+        sampler_seed=args.sampler_seed,
+        pruner=args.pruner,
+        storage=args.storage,
+        workers=args.workers,
+        study_name=args.study_name,
+        first_seed=args.first_seed,
+        points=args.points,
+        max_parameters=args.max_parameters,
+        gym_packages=args.gym_packages,
+    )
+    print(args.out)
+    return 0
+
+
 def _presets(args: argparse.Namespace) -> int:
     from qrl.presets import preset_descriptions
 
@@ -486,6 +571,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "compare": _compare,
         "curve": _curve,
         "presets": _presets,
+        "tune": _tune,
     }
     try:
         return commands[args.command](args)

@@ -198,6 +198,10 @@ def test_a_resumed_run_continues_its_normalisation_statistics(tmp_path: Path) ->
     resume(run.path, timesteps=128, progress=False)
     second = VecNormalize.load(str(run.path / "vecnormalize.pkl"), make_vec_env("CartPole-v1"))
     assert second.obs_rms.count == pytest.approx(first.obs_rms.count + 64 + 2)  # + 2 resets
+    lines = (run.path / "0.monitor.csv").read_text().splitlines()
+    assert [n for n, line in enumerate(lines) if not line[:1].isdigit()] == [0, 1]  # 1 header
+    episodes = load_results(str(run.path))
+    assert episodes["l"].sum() <= 128 and len(episodes) >= 2  # both sessions' episodes
     with pytest.raises(qrl.QrlError, match="already trained 128 steps"):
         resume(run.path, timesteps=128, progress=False)
 
