@@ -167,6 +167,12 @@ def _parser() -> argparse.ArgumentParser:
         help="a setting for every run, e.g. hyperparameters.learning_rate=1e-3",
     )
     cmp.add_argument("--out", default="runs/compare", help="grid folder (default runs/compare)")
+    cmp.add_argument(
+        "--own-hyperparameters",
+        action="store_true",
+        help="each agent keeps its preset's hyperparameters (e.g. a tuned preset against "
+        "the shipped one); by default agents of an env differ only in their policy",
+    )
     cmp.add_argument("--workers", type=int, default=2, help="local runs at once (default 2)")
     cmp.add_argument("--ray-address", help="run on this Ray cluster (host:port or auto)")
     cmp.add_argument(
@@ -462,6 +468,7 @@ def _compare(args: argparse.Namespace) -> int:
             seeds=seed_list(10 if args.seeds is None else args.seeds),
             timesteps=args.timesteps,
             overrides=tuple(args.overrides or ()),
+            own_hyperparameters=args.own_hyperparameters,
         )
     command = shlex.join(["qrl", *sys.argv[1:]])
     try:

@@ -182,6 +182,11 @@ def write_report(out: Path, cells: Sequence[Cell], command: str) -> list[Path]:
     plot_dir = out / "plots"
     written: list[Path] = []
     sections = [f"# Comparison\n\n{header(command)}\n"]
+    if _own_hyperparameters(cells):
+        sections.append(
+            "Agents of an env train with **their own presets' hyperparameters** "
+            "(--own-hyperparameters): the comparison is of whole presets, not of policies alone.\n"
+        )
     if missing:
         sections.append(
             f"**{len(missing)} of {len(cells)} runs have not finished** and are left out: "
@@ -285,3 +290,13 @@ _NOTES = """## How to read this
 - Parameters are trainable ones; the quantum count is the circuit's share. Wall time
   includes the evaluations during training; steps/s excludes them.
 """
+
+
+def _own_hyperparameters(cells: Sequence[Cell]) -> bool:
+    """Whether agents of one env train with different hyperparameters."""
+    seen: dict[str, dict[str, Any]] = {}
+    for cell in cells:
+        first = seen.setdefault(cell.config.env, cell.config.hyperparameters)
+        if first != cell.config.hyperparameters:
+            return True
+    return False

@@ -45,6 +45,9 @@ class GridSpec:
     :param seeds: the seeds
     :param timesteps: training budget of every run; each env preset's by default
     :param overrides: ``key=value`` settings applied to every run
+    :param own_hyperparameters: let agents of an env train with different hyperparameters
+        (a tuned preset against the shipped one); by default agents must differ only in
+        their policy
     """
 
     agents: tuple[str, ...]
@@ -52,6 +55,7 @@ class GridSpec:
     seeds: tuple[int, ...]
     timesteps: int | None = None
     overrides: tuple[str, ...] = ()
+    own_hyperparameters: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, for grid.json."""
@@ -61,6 +65,7 @@ class GridSpec:
             "seeds": list(self.seeds),
             "timesteps": self.timesteps,
             "overrides": list(self.overrides),
+            "own_hyperparameters": self.own_hyperparameters,
         }
 
 
@@ -181,7 +186,8 @@ def plan(spec: GridSpec, out: Path) -> list[Cell]:
                     raise QrlError(f"agent {agent!r} or env {env!r} is listed twice")
                 seen[path] = f"{agent}|{env}"
                 cells.append(Cell(agent, env, config, path))
-    _check_same_hyperparameters(cells)
+    if not spec.own_hyperparameters:
+        _check_same_hyperparameters(cells)
     for cell in cells:  # after every name is known to be valid
         if holds_run(cell.path):
             try:
@@ -207,7 +213,8 @@ def _check_same_hyperparameters(cells: Sequence[Cell]) -> None:
             raise QrlError(
                 f"agents {a.agent!r} and {b.agent!r} would train {a.env} with different "
                 f"hyperparameters ({', '.join(differ)}): a comparison keeps everything but "
-                "the policy the same. Move the settings to the env preset or to --set"
+                "the policy the same. Move the settings to the env preset or to --set, or "
+                "compare whole presets with --own-hyperparameters"
             )
 
 
@@ -255,6 +262,7 @@ def read_grid(out: Path) -> GridSpec:
             seeds=tuple(int(s) for s in data["seeds"]),
             timesteps=data.get("timesteps"),
             overrides=tuple(data.get("overrides", ())),
+            own_hyperparameters=bool(data.get("own_hyperparameters", False)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise DamagedFile(f"{path} is damaged ({type(exc).__name__}: {exc})") from None
