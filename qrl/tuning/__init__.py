@@ -218,7 +218,7 @@ def _work(settings: Tuning, url: str, worker: int) -> None:
         settings.name,
         url,
         make_sampler(settings.sampler, seed),
-        make_pruner(settings.pruner, settings.task.timesteps),
+        make_pruner(settings.pruner, settings.task.timesteps, settings.task.points),
     )
     config = check_task(settings.task)
     space = load_space(config, settings.space, settings.task.fixed)
@@ -243,7 +243,7 @@ def _finish(settings: Tuning, url: str) -> Any:
         settings.name,
         url,
         make_sampler(settings.sampler, settings.sampler_seed),
-        make_pruner(settings.pruner, settings.task.timesteps),
+        make_pruner(settings.pruner, settings.task.timesteps, settings.task.points),
     )
     write_trials_csv(study, settings.out / "trials.csv")
     write_plots(study, settings.out / "plots")

@@ -114,19 +114,25 @@ def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     raise QrlError(f"unknown sampler {name!r}; {choices_hint(name, SAMPLERS)}")
 
 
-def make_pruner(name: str, timesteps: int) -> optuna.pruners.BasePruner:
+def make_pruner(name: str, timesteps: int, points: int = 10) -> optuna.pruners.BasePruner:
     """A pruner by name: ``median`` (a trial below the median of earlier trials at the same
-    learning-curve point stops, after two trials), ``halving`` (successive halving),
-    ``hyperband``, ``none``.
+    learning-curve point stops, after two trials and never in the first third of the
+    budget, as rl-baselines3-zoo does), ``halving`` (successive halving from the first
+    point), ``hyperband``, ``none``. Points are reported from the first trained one: the
+    untrained policy says nothing about a setting.
 
+    :param name: the pruner
+    :param timesteps: the budget of every run
+    :param points: learning-curve points per run
     :raises QrlError: for an unknown name
     """
+    first = max(timesteps // max(points, 1), 1)
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=timesteps // 3)
     if name == "halving":
-        return optuna.pruners.SuccessiveHalvingPruner()
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=first)
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=timesteps)
+        return optuna.pruners.HyperbandPruner(min_resource=first, max_resource=timesteps)
     if name == "none":
         return optuna.pruners.NopPruner()
     raise QrlError(f"unknown pruner {name!r}; {choices_hint(name, PRUNERS)}")

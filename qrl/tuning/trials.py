@@ -235,6 +235,8 @@ def _report(trial: optuna.Trial, runs: dict[int, Path], reported: int) -> tuple[
     for index in range(reported, ready):
         means = [float(np.mean(c.returns[index])) for c in curves if c is not None]
         step = max(c.timesteps[index] for c in curves if c is not None)
+        if step == 0:  # the untrained policy: nothing to judge a setting by
+            continue
         trial.report(float(iqm(np.asarray(means))), step)
         if trial.should_prune():
             return index + 1, True
