@@ -564,6 +564,15 @@ def model_file_problem(path: Path) -> str | None:
     return None
 
 
+def saved_timesteps(path: Path) -> int | None:
+    """The steps a saved model had trained (SB3's ``num_timesteps``), None if unreadable."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return int(json.loads(archive.read("data"))["num_timesteps"])
+    except (KeyError, TypeError, ValueError, OSError, zipfile.BadZipFile):
+        return None
+
+
 def saved_algorithms(path: Path) -> tuple[str, ...] | None:
     """The algorithms that could have saved a model file, read from its policy class
     (PPO, A2C and TRPO share theirs: told apart by their own settings, ``clip_range`` and

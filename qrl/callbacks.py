@@ -219,8 +219,9 @@ class LearningCurve(EvalCallback):
     def _init_callback(self) -> None:
         # The run folder exists and episodes are played by qrl's runner: nothing to set up
         # but the callbacks (EvalCallback checks its evaluation environment here).
-        if self.callback is not None:
-            self.callback.init_callback(self.model)
+        for callback in (self.callback, self.callback_on_new_best):
+            if callback is not None:
+                callback.init_callback(self.model)
 
     def _on_training_start(self) -> None:
         self.curve = self.run.curve() or self.curve
@@ -232,11 +233,14 @@ class LearningCurve(EvalCallback):
         self.last_mean_reward = means[-1] if means else -np.inf
         # The untrained policy, or a point an interruption skipped before a resume.
         due = (self.num_timesteps // self.freq) * self.freq
+        self._stopped = False  # a callback of the first point asked to stop training
         if not self.curve.timesteps or self.curve.timesteps[-1] < due:
-            self._evaluate()
+            self._stopped = not self._evaluate()
         self._next = (self.num_timesteps // self.freq + 1) * self.freq
 
     def _on_step(self) -> bool:
+        if self._stopped:
+            return False
         if self.num_timesteps >= self._next:
             self._next = (self.num_timesteps // self.freq + 1) * self.freq
             return self._evaluate()
@@ -259,10 +263,12 @@ class LearningCurve(EvalCallback):
         continue_training = True
         if mean > self.best_mean_reward:
             self.best_mean_reward = mean
-            save_model(self.model, self.run.best_model_path)
+            # The old best goes first: never a best model beside another one's statistics.
+            self.run.best_model_path.unlink(missing_ok=True)
             normalizer = self.model.get_vec_normalize_env()
             if normalizer is not None:
                 save_normalizer(normalizer, self.run.normalizer_path(best=True))
+            save_model(self.model, self.run.best_model_path)
             if self.callback_on_new_best is not None:
                 continue_training = self.callback_on_new_best.on_step()
         if self.callback is not None:

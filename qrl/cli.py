@@ -551,23 +551,10 @@ def _sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # stop like Ctrl-C, so the run saves what it trained
 
 
-def stop_with_parent() -> None:
-    """For a job of ``qrl compare`` (``QRL_STOP_WITH_PARENT`` holds the grid's pid): ask Linux
-    to send SIGTERM to this process when the grid process dies, and end at once if it
-    already has; nothing elsewhere."""
-    parent = os.environ.pop("QRL_STOP_WITH_PARENT", None)
-    if parent is None or not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    pr_set_pdeathsig = 1  # linux/prctl.h
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
-    if str(os.getppid()) != parent:  # the grid died before the request took effect
-        sys.exit(130)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qrl`` command."""
+    from qrl.processes import stop_with_parent
+
     stop_with_parent()
     args = _parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _sigterm)

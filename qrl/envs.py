@@ -196,18 +196,17 @@ def make_envs(
     :param config: the run configuration
     :param seed: seed of the first environment (the others get seed + i)
     :param n_envs: number of environments; the configuration's by default
-    :param monitor_dir: folder for the monitors' ``<i>.monitor.csv`` files (SB3's format,
-        appended to when they exist); none by default
+    :param monitor_dir: folder for the monitors' ``<i>.monitor.csv`` files (SB3's format;
+        a resumed run keeps the earlier sessions' under other names,
+        :meth:`qrl.runs.Run.close_monitors`); none by default
     :return: a ``DummyVecEnv``; quantum policies batch all environments of a step anyway
     """
-    append = monitor_dir is not None and (monitor_dir / "0.monitor.csv").is_file()
     return make_vec_env(
         lambda: base_env(config),
         n_envs=n_envs or config.n_envs,
         seed=seed,
         vec_env_cls=DummyVecEnv,
         monitor_dir=None if monitor_dir is None else str(monitor_dir),
-        monitor_kwargs={"override_existing": not append},
         wrapper_class=lambda env: wrap_env(env, config),
     )
 

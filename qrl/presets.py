@@ -385,6 +385,7 @@ def merge_config(
     )
     lift_zoo_keys(config)
     packages = [*_string_list(env_data.get("gym_packages"), "gym_packages"), *gym_packages]
+    packages += _string_list(config.gym_packages, "gym_packages")  # from the hyperparameters
     config.gym_packages = list(dict.fromkeys(packages))
     apply_overrides(config, items)
     lift_zoo_keys(config)

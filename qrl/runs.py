@@ -73,7 +73,7 @@ EVALUATIONS, BEST_MODEL, NORMALIZER, BEST_NORMALIZER = (
 _RUN_FILES: tuple[str, ...] = (CONFIG, STATUS, MODEL, CURVE, EVALUATION, EVALUATIONS, BEST_MODEL)
 _RUN_FILES += (NORMALIZER, BEST_NORMALIZER)
 _MONITOR_FILES = "*.monitor.csv"
-_RUN_FOLDERS = ("checkpoints", "tb", "evaluations")
+_RUN_FOLDERS = ("checkpoints", "tb", "evaluations", "wandb")
 
 
 def write_atomic(path: Path, text: str | bytes) -> None:
@@ -117,6 +117,17 @@ def save_model(model: BaseAlgorithm, path: Path) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def normalizer_problem(path: Path) -> str | None:
+    """What is wrong with a saved ``VecNormalize`` file, or None if it unpickles."""
+    if not path.is_file():
+        return f"its VecNormalize statistics {path.name} are missing"
+    try:
+        pickle.loads(path.read_bytes())
+    except Exception as exc:  # a cut-off pickle raises any of several errors
+        return f"its VecNormalize statistics {path.name} are damaged ({type(exc).__name__})"
+    return None
 
 
 def save_normalizer(normalizer: VecNormalize, path: Path) -> None:
@@ -497,17 +508,24 @@ class Run:
         steps, path = found[-1]
         return path, steps
 
-    def readable_checkpoint(self) -> tuple[Path, int, list[tuple[Path, str]]] | None:
+    def readable_checkpoint(
+        self, normalized: bool = False
+    ) -> tuple[Path, int, list[tuple[Path, str]]] | None:
         """The newest checkpoint that is a whole model file, its timesteps, and the newer
         ones skipped with what is wrong with each; None if there is no checkpoint at all.
 
-        A process killed while SB3 wrote a checkpoint leaves a truncated zip behind.
+        A process killed while SB3 wrote a checkpoint leaves a truncated zip behind, or a
+        whole zip without the ``VecNormalize`` statistics SB3 writes after it.
 
+        :param normalized: the run normalises observations: a checkpoint also needs its
+            statistics, whole
         :raises QrlError: naming the files, if no checkpoint is readable
         """
         skipped: list[tuple[Path, str]] = []
         for steps, path in reversed(self.checkpoints()):
             problem = model_file_problem(path)
+            if problem is None and normalized:
+                problem = normalizer_problem(self.checkpoint_normalizer_path(steps))
             if problem is None:
                 return path, steps, skipped
             skipped.append((path, problem))
@@ -545,6 +563,36 @@ class Run:
         for monitor in self.path.glob(_MONITOR_FILES):
             monitor.unlink()
 
+    def close_monitors(self, since: float) -> None:
+        """Before a resumed session: drop the episodes the monitor files recorded after
+        ``since`` (the time of the checkpoint resumed from; those steps are trained again)
+        and keep each session's files under names of their own (``<i>.<session>.monitor.csv``),
+        each with its header, as SB3's ``load_results`` reads them.
+
+        :param since: the checkpoint's time (seconds since the epoch)
+        """
+        for path in sorted(self.path.glob(_MONITOR_FILES)):
+            lines = path.read_text().splitlines(keepends=True)
+            try:
+                start = float(json.loads(lines[0][1:])["t_start"])
+            except (IndexError, KeyError, TypeError, ValueError):
+                continue  # not a monitor file SB3 wrote: left alone
+            kept = lines[:2] + [line for line in lines[2:] if _episode_end(line, start) <= since]
+            target = path
+            if re.fullmatch(r"\d+\.monitor\.csv", path.name):  # this session's name
+                target = self._session_name(path)
+            write_atomic(target, "".join(kept))
+            if target != path:
+                path.unlink()
+
+    def _session_name(self, path: Path) -> Path:
+        """A free ``<i>.<session>.monitor.csv`` name for a finished session's file."""
+        index = path.name.split(".")[0]
+        session = 1
+        while (self.path / f"{index}.{session}.monitor.csv").exists():
+            session += 1
+        return self.path / f"{index}.{session}.monitor.csv"
+
     def trim_tensorboard(self, steps: int) -> int:
         """Drop the TensorBoard events a session resuming from the checkpoint at ``steps``
         logs again: those after ``steps``, and those at ``steps`` of earlier sessions that
@@ -573,6 +621,15 @@ class Run:
                     RecordWriter(buffer).write(record)
                 write_atomic(path, bytes(buffer.data))
         return dropped
+
+
+def _episode_end(line: str, start: float) -> float:
+    """When a monitor row's episode ended (infinite for a row cut short: dropped)."""
+    fields = line.rstrip("\n").split(",")
+    try:
+        return start + float(fields[2]) if line.endswith("\n") else float("inf")
+    except (IndexError, ValueError):
+        return float("inf")
 
 
 def _session_start(events: list[Any]) -> int:

@@ -46,6 +46,12 @@ def wandb_run_id(run: Run) -> str:
     return f"{run.path.name[:40]}-{digest}"
 
 
+def check_tracking(track: Tracking | None) -> None:
+    """Refuse ``--track`` before any work when wandb is not installed."""
+    if track is not None:
+        _wandb()
+
+
 def _wandb() -> Any:
     try:
         import wandb

@@ -18,14 +18,27 @@ import gymnasium as gym
 import torch
 from gymnasium.envs.registration import EnvSpec
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
+from stable_baselines3.common.callbacks import (
+    BaseCallback,
+    CallbackList,
+    CheckpointCallback,
+    StopTrainingOnNoModelImprovement,
+    StopTrainingOnRewardThreshold,
+)
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.type_aliases import TrainFreq, TrainFrequencyUnit
 from stable_baselines3.common.vec_env import VecEnv
 
-from qrl.agents import build_model, load_model, policy_kwargs, resolve_config, validate
+from qrl.agents import (
+    build_model,
+    load_model,
+    policy_kwargs,
+    resolve_config,
+    saved_timesteps,
+    validate,
+)
 from qrl.callbacks import LearningCurve, ProgressBar, QuantumLogger
 from qrl.envs import make_envs, normalize_options, normalized
 from qrl.errors import QrlError
@@ -50,7 +63,7 @@ from qrl.runs import (
     this_command,
     versions,
 )
-from qrl.tracking import Tracking, tracking
+from qrl.tracking import Tracking, check_tracking, tracking
 
 
 def _flat(prefix: str, value: Any, out: dict[str, Any]) -> dict[str, Any]:
@@ -111,6 +124,8 @@ def train(
     config = resolve_config(agent, env, seed, timesteps, executor, overrides, gym_packages)
     command = command or this_command()
     session = Session(progress, checkpoints, _callbacks(callback), track)
+    check_tracking(track)
+    configured_callbacks(config)  # classes that refuse their arguments: before the folder
     if run_dir is None:
         model = build_model(config, make_envs(config, seed=config.seed))  # bad input first
         path = default_run_dir(config)
@@ -146,11 +161,19 @@ def _task_of(
             "of a registered id, so that evaluations can make more of it; register your "
             "class with gymnasium.register(id=..., entry_point=...) and pass the id"
         )
+    if spec.additional_wrappers:
+        names = ", ".join(w.name for w in spec.additional_wrappers)
+        raise QrlError(
+            f"cannot train on {spec.id} wrapped in {names} from Python: give the wrappers as "
+            "the env_wrapper setting (class paths), so that evaluations wrap alike"
+        )
     items = (
         dict(overrides)
         if isinstance(overrides, Mapping)
         else dict(parse_override(o) for o in overrides)
     )
+    if spec.max_episode_steps != gym.spec(spec.id).max_episode_steps:
+        items.setdefault("max_episode_steps", spec.max_episode_steps)
     for key, value in spec.kwargs.items():
         if key != "render_mode":
             items.setdefault(f"env_kwargs.{key}", value)
@@ -218,14 +241,14 @@ def _start(
 ) -> Run:
     """Write a new run's config.yaml and run.json, then train it on environments that
     record into the folder (monitors, ``VecNormalize`` statistics)."""
+    _close_env(model)  # built before the folder, to check the configuration
+    model.set_env(training_envs(run, model.num_timesteps + seed_offset, stats))
     info = {"versions": versions(), "command": command, **(meta or {})}
     info["created"] = datetime.now().isoformat(timespec="seconds")
     run.write_config(run.config, info)
     run.write_status(
         status="running", num_timesteps=0, wall_time_s=0.0, parameters=parameter_counts(model)
     )
-    _close_env(model)  # built before the folder, to check the configuration
-    model.set_env(training_envs(run, model.num_timesteps + seed_offset, stats))
     return _learn(run, model, session)
 
 
@@ -286,7 +309,7 @@ def _resume(run: Run, timesteps: int | None, session: Session) -> Run:
     budget = run.config.timesteps if timesteps is None else int(timesteps)
     if budget < 1:
         raise QrlError(f"--timesteps must be at least 1, got {budget}")
-    found = run.readable_checkpoint()
+    found = run.readable_checkpoint(normalized=normalize_options(run.config) is not None)
     if found is None and not run.model_path.is_file():
         return _resume_from_start(run, budget, session)
     if found is None:  # checkpoints deleted (to save space): the latest model is the state
@@ -318,6 +341,8 @@ def _resume(run: Run, timesteps: int | None, session: Session) -> Run:
             f"{run.path} normalizes observations but {stats.name} is missing: the "
             "statistics of that checkpoint are needed to continue it"
         )
+    _drop_best_after(run, steps)
+    run.close_monitors(since=checkpoint.stat().st_mtime)  # episodes after it: trained again
     envs = training_envs(run, steps, stats if stats.is_file() else None)
     model = load_model(checkpoint, run.config.algorithm, env=envs)
     if budget != run.config.timesteps:  # every check passed: the folder may change now
@@ -338,6 +363,21 @@ def _resume(run: Run, timesteps: int | None, session: Session) -> Run:
             model.load_replay_buffer(buffer)
     print(f"qrl: resuming {run.path} from {checkpoint.name} ({steps} steps)", file=sys.stderr)
     return _learn(run, model, session)
+
+
+def _drop_best_after(run: Run, steps: int) -> None:
+    """Remove a best_model.zip trained after the checkpoint a run resumes from: its point
+    is no longer on the learning curve (the curve is cut back to the checkpoint)."""
+    best = run.best_model_path
+    trained = saved_timesteps(best) if best.is_file() else None
+    if trained is not None and trained > steps:
+        best.unlink()
+        run.normalizer_path(best=True).unlink(missing_ok=True)
+        print(
+            f"qrl: removed best_model.zip ({trained} steps, after the checkpoint); the "
+            "resumed curve saves its own",
+            file=sys.stderr,
+        )
 
 
 def _resume_from_start(run: Run, budget: int, session: Session) -> Run:
@@ -596,17 +636,52 @@ def _learn(run: Run, model: BaseAlgorithm, session: Session) -> Run:
         return _learn_logged(run, model, session, threads, planned, configured)
 
 
-def configured_callbacks(config: RunConfig) -> list[BaseCallback]:
+# SB3's callbacks that act on evaluations: called by the learning curve (an EvalCallback)
+# on a new best point, or after every point, as EvalCallback calls them.
+ON_NEW_BEST = (StopTrainingOnRewardThreshold,)
+AFTER_EVALUATION = (StopTrainingOnNoModelImprovement,)
+
+
+@dataclass
+class Configured:
+    """The callbacks of the ``callback`` setting, by where they go.
+
+    :param every_step: called at every step, after qrl's own
+    :param on_new_best: called by the learning curve on a new best point
+    :param after_evaluation: called by the learning curve after every point
+    """
+
+    every_step: list[BaseCallback] = field(default_factory=list)
+    on_new_best: BaseCallback | None = None
+    after_evaluation: BaseCallback | None = None
+
+
+def configured_callbacks(config: RunConfig) -> Configured:
     """The SB3 callbacks the configuration's ``callback`` setting names, made.
 
-    :raises QrlError: for a class that refuses its arguments
+    :raises QrlError: for a class that refuses its arguments, or a callback of evaluations
+        (``StopTrainingOnRewardThreshold``, ``StopTrainingOnNoModelImprovement``) without
+        evaluations during training, or two of one kind
     """
-    made = []
+    made = Configured()
     for cls, kwargs in load_classes(config.callback, BaseCallback, "callback"):
         try:
-            made.append(cls(**kwargs))
+            callback = cls(**kwargs)
         except (TypeError, ValueError, AssertionError) as exc:
             raise QrlError(f"callback {cls.__qualname__}{kwargs or ''}: {exc}") from None
+        slot = "on_new_best" if isinstance(callback, ON_NEW_BEST) else None
+        slot = "after_evaluation" if isinstance(callback, AFTER_EVALUATION) else slot
+        if slot is None:
+            made.every_step.append(callback)
+            continue
+        if config.eval_freq <= 0:
+            raise QrlError(
+                f"callback {cls.__qualname__} acts on evaluations during training: "
+                "set eval_freq (e.g. --set eval_freq=5000)"
+            )
+        if getattr(made, slot) is not None:
+            raise QrlError(f"callback: one {cls.__qualname__}-like callback at most")
+        setattr(made, slot, callback)
     return made
 
 
@@ -616,7 +691,7 @@ def _learn_logged(
     session: Session,
     threads: int,
     planned: int,
-    configured: list[BaseCallback],
+    configured: Configured,
 ) -> Run:
     """Train with the logger set up (see :func:`_learn`)."""
     config = run.config
@@ -638,6 +713,8 @@ def _learn_logged(
             config.eval_freq,
             config.eval_freq_episodes,
             config.seed + EVAL_SEED_OFFSET,
+            callback_on_new_best=configured.on_new_best,
+            callback_after_eval=configured.after_evaluation,
         )
         callbacks.insert(0, curve)
     before = run.status()
@@ -645,7 +722,7 @@ def _learn_logged(
     callbacks.append(_StatusWriter(run, every, before, start, curve))
     if session.progress:
         callbacks.append(ProgressBar(planned))
-    callbacks += [*configured, *session.callbacks]
+    callbacks += [*configured.every_step, *session.callbacks]
     remaining = config.timesteps - model.num_timesteps
     run.write_status(status="running", pid=os.getpid(), host=platform.node())
     start_steps = model.num_timesteps
@@ -662,12 +739,13 @@ def _learn_logged(
     elapsed = time.perf_counter() - start
     evaluating = curve.seconds if curve is not None else 0.0
     # The final state is also the latest checkpoint, so --resume always starts from it.
-    save_model(model, run.model_path)
-    save_model(model, run.checkpoint_path(model.num_timesteps))
+    # Statistics first: a model file is never newer than the statistics saved with it.
     normalizer = model.get_vec_normalize_env()
     if normalizer is not None:
-        save_normalizer(normalizer, run.normalizer_path())
         save_normalizer(normalizer, run.checkpoint_normalizer_path(model.num_timesteps))
+        save_normalizer(normalizer, run.normalizer_path())
+    save_model(model, run.model_path)
+    save_model(model, run.checkpoint_path(model.num_timesteps))
     if isinstance(model, OffPolicyAlgorithm):
         model.save_replay_buffer(run.replay_buffer_path(model.num_timesteps))
     steps = model.num_timesteps - start_steps

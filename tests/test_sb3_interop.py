@@ -185,7 +185,9 @@ def test_normalize_saves_statistics_that_evaluation_applies(tmp_path: Path) -> N
     unnormalised = evaluate_policy(model, make_vec_env("Pendulum-v1", n_envs=1, seed=ours["seed"]))
     assert unnormalised[0] != pytest.approx(returns[0], rel=1e-3)  # the statistics matter
 
-    stats.unlink()
+    stats.unlink()  # model.zip's own: the checkpoint's of its step
+    assert qrl.evaluate(run.path, episodes=1)["returns"] == ours["returns"]
+    (run.checkpoint_dir / "model_vecnormalize_400_steps.pkl").unlink()
     with pytest.raises(qrl.QrlError, match=r"trained with normalize.*missing"):
         qrl.evaluate(run.path, episodes=1)
 
@@ -198,12 +200,56 @@ def test_a_resumed_run_continues_its_normalisation_statistics(tmp_path: Path) ->
     resume(run.path, timesteps=128, progress=False)
     second = VecNormalize.load(str(run.path / "vecnormalize.pkl"), make_vec_env("CartPole-v1"))
     assert second.obs_rms.count == pytest.approx(first.obs_rms.count + 64 + 2)  # + 2 resets
-    lines = (run.path / "0.monitor.csv").read_text().splitlines()
-    assert [n for n, line in enumerate(lines) if not line[:1].isdigit()] == [0, 1]  # 1 header
-    episodes = load_results(str(run.path))
-    assert episodes["l"].sum() <= 128 and len(episodes) >= 2  # both sessions' episodes
+    for name in ("0.monitor.csv", "0.1.monitor.csv"):  # this session's, the first one's
+        lines = (run.path / name).read_text().splitlines()
+        assert [n for n, line in enumerate(lines) if not line[:1].isdigit()] == [0, 1]
+    episodes = load_results(str(run.path))  # SB3's reader: both sessions, in time order
+    assert episodes["l"].sum() <= 128 and len(episodes) >= 2
+    assert list(episodes["t"]) == sorted(episodes["t"])
     with pytest.raises(qrl.QrlError, match="already trained 128 steps"):
         resume(run.path, timesteps=128, progress=False)
+
+
+def test_a_checkpoint_without_its_statistics_is_skipped_on_resume(tmp_path: Path) -> None:
+    overrides = ["normalize=true", "eval_episodes=0", "n_envs=1", "hyperparameters.n_steps=32"]
+    overrides += ["hyperparameters.batch_size=32", "hyperparameters.n_epochs=1"]
+    run = train("mlp", "CartPole-v1", timesteps=128, overrides=overrides, run_dir=tmp_path / "r",
+                progress=False, checkpoints=4)  # fmt: skip
+    (run.checkpoint_dir / "model_vecnormalize_128_steps.pkl").unlink()  # killed in between
+    resume(run.path, timesteps=160, progress=False)
+    assert (run.checkpoint_dir / "model_128_steps.zip.damaged").is_file()
+    assert run.status().num_timesteps == 160
+    assert (run.checkpoint_dir / "model_vecnormalize_160_steps.pkl").is_file()
+
+
+def test_best_model_is_always_a_point_of_the_curve_after_a_resume(tmp_path: Path) -> None:
+    overrides = ["eval_freq=32", "eval_freq_episodes=2", "eval_episodes=0", "n_envs=1"]
+    overrides += ["hyperparameters.n_steps=32", "hyperparameters.batch_size=32"]
+    run = train("mlp", "CartPole-v1", timesteps=256, overrides=overrides, run_dir=tmp_path / "r",
+                progress=False, checkpoints=8)  # fmt: skip
+    for steps, path in run.checkpoints():  # as if killed after the checkpoint at 64 steps
+        if steps > 64:
+            path.unlink()
+    run.model_path.unlink()
+    resume(run.path, progress=False)
+    curve = run.curve()
+    assert curve is not None and curve.timesteps == sorted(set(curve.timesteps))
+    means = {t: float(np.mean(r)) for t, r in zip(curve.timesteps, curve.returns, strict=True)}
+    best = PPO.load(run.path / "best_model.zip").num_timesteps
+    assert best in means and means[best] == max(means.values())
+
+
+def test_callbacks_of_evaluations_are_called_by_the_learning_curve(tmp_path: Path) -> None:
+    stop = (
+        "{stable_baselines3.common.callbacks.StopTrainingOnRewardThreshold: {reward_threshold: 0}}"
+    )
+    base = ["n_envs=1", "eval_episodes=0", "hyperparameters.n_steps=16", f"callback={stop}"]
+    base += ["hyperparameters.batch_size=16"]
+    run = train("mlp", "CartPole-v1", timesteps=5000, overrides=[*base, "eval_freq=100"],
+                run_dir=tmp_path / "r", progress=False)  # fmt: skip
+    assert run.status().num_timesteps < 100  # stopped at the first point, a new best >= 0
+    with pytest.raises(qrl.QrlError, match="set eval_freq"):
+        train("mlp", "CartPole-v1", overrides=[*base, "eval_freq=0"], run_dir=tmp_path / "s")
 
 
 def test_env_wrappers_wrap_the_monitor_and_returns_are_the_tasks_own(tmp_path: Path) -> None:

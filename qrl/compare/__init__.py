@@ -26,6 +26,7 @@ from qrl.compare.grid import (
     read_grid,
     seed_list,
     train_arguments,
+    training_settings,
 )
 from qrl.compare.grid import write_grid as _write_grid
 from qrl.compare.launch import (
@@ -296,7 +297,7 @@ def _own_hyperparameters(cells: Sequence[Cell]) -> bool:
     """Whether agents of one env train with different hyperparameters."""
     seen: dict[str, dict[str, Any]] = {}
     for cell in cells:
-        first = seen.setdefault(cell.config.env, cell.config.hyperparameters)
-        if first != cell.config.hyperparameters:
+        settings = training_settings(cell.config)
+        if seen.setdefault(cell.config.env, settings) != settings:
             return True
     return False

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from qrl.agents import resolve_config
 from qrl.errors import QrlError
-from qrl.presets import RunConfig, parse_override
+from qrl.presets import ZOO_KEYS, RunConfig, parse_override
 from qrl.runs import (
     DamagedFile,
     Run,
@@ -198,20 +198,24 @@ def plan(spec: GridSpec, out: Path) -> list[Cell]:
     return cells
 
 
+def training_settings(config: RunConfig) -> dict[str, Any]:
+    """What an agent trains with besides its policy: the hyperparameters, the number of
+    environments and the zoo's task options (``normalize``, ``frame_stack``, ...)."""
+    task = {key: getattr(config, key) for key in ("n_envs", *ZOO_KEYS)}
+    return {**config.hyperparameters, **task}
+
+
 def _check_same_hyperparameters(cells: Sequence[Cell]) -> None:
     """Agents of one env must differ only in their policy (and recurrent or not)."""
     first: dict[str, Cell] = {}
     for cell in cells:
         ref = first.setdefault(cell.config.env, cell)
-        a, b = ref.config, cell.config
-        differ = sorted(
-            k
-            for k in set(a.hyperparameters) | set(b.hyperparameters)
-            if a.hyperparameters.get(k) != b.hyperparameters.get(k)
-        )
+        a, b = training_settings(ref.config), training_settings(cell.config)
+        differ = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
         if differ:
             raise QrlError(
-                f"agents {a.agent!r} and {b.agent!r} would train {a.env} with different "
+                f"agents {ref.config.agent!r} and {cell.config.agent!r} would train "
+                f"{cell.config.env} with different "
                 f"hyperparameters ({', '.join(differ)}): a comparison keeps everything but "
                 "the policy the same. Move the settings to the env preset or to --set, or "
                 "compare whole presets with --own-hyperparameters"

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from qrl.errors import QrlError, install_hint
+from qrl.processes import PARENT_VARIABLE
 
 # One thread per job: parallel runs on a small machine are slower with more.
 THREAD_LIMITS = {
@@ -67,13 +68,6 @@ def _command(args: Sequence[str]) -> list[str]:
 
 def _environment() -> dict[str, str]:
     return os.environ | THREAD_LIMITS
-
-
-# A job started with this variable set to the grid process's pid asks Linux, as its first
-# act, to be sent SIGTERM when that process dies (qrl.cli.stop_with_parent): so a grid killed
-# with kill -9 leaves no orphan runs. (Asked by the job itself, not in a preexec_fn: the grid
-# starts jobs from several threads, where code between fork and exec can deadlock.)
-PARENT_VARIABLE = "QRL_STOP_WITH_PARENT"
 
 
 def run_process(

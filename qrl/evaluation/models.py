@@ -19,6 +19,7 @@ from qrl.agents import (
     load_model,
     model_file_problem,
     saved_algorithms,
+    saved_timesteps,
 )
 from qrl.envs import load_normalizer, make_env, make_envs, normalize_options, normalized
 from qrl.errors import QrlError
@@ -248,7 +249,9 @@ def _run_normalizer(run: Run, model_path: Path) -> Path:
     match = re.fullmatch(r"model_(\d+)_steps\.zip", model_path.name)
     if match and model_path.parent == run.checkpoint_dir:
         return run.checkpoint_normalizer_path(int(match.group(1)))
-    return run.normalizer_path()
+    steps = saved_timesteps(model_path)  # model.zip: the statistics of its own step
+    saved = None if steps is None else run.checkpoint_normalizer_path(steps)
+    return saved if saved is not None and saved.is_file() else run.normalizer_path()
 
 
 def attach_normalizer(model: BaseAlgorithm, config: RunConfig, stats: Path | None) -> None:
@@ -286,16 +289,24 @@ def zoo_settings(model_path: Path, config: RunConfig) -> Path | None:
     :param config: the configuration to complete, in place
     :return: the statistics file, or None
     """
-    folder = model_path.with_suffix("")
+    # <env>.zip beside <env>/, and the zoo's best_model.zip and rl_model_<n>_steps.zip too
+    folders = [model_path.with_suffix(""), model_path.parent / config.env_id.split(":")[-1]]
+    folder = next((f for f in folders if (f / "config.yml").is_file()), folders[0])
     saved = folder / "config.yml"
     if saved.is_file():
         hyper = _zoo_config(saved)
-        for key in ("frame_stack", "env_wrapper", "normalize"):
-            if hyper.get(key) not in (None, False):
-                setattr(config, key, hyper[key])
-        if isinstance(config.normalize, str):  # "dict(norm_obs=True, ...)": not plain data
-            config.normalize = True
-    for stats in (folder / "vecnormalize.pkl", model_path.parent / "vecnormalize.pkl"):
+        if hyper.get("frame_stack"):
+            raise QrlError(
+                f"{model_path} was trained with the zoo's frame_stack {hyper['frame_stack']} "
+                "(SB3's VecFrameStack, frames along the last axis, after normalisation); qrl "
+                "stacks frames on a new first axis and cannot evaluate it"
+            )
+        if hyper.get("env_wrapper") not in (None, False):
+            config.env_wrapper = hyper["env_wrapper"]
+        if hyper.get("normalize") not in (None, False):
+            config.normalize = True  # the zoo may write "dict(norm_obs=True, ...)"
+    stats_files = [f / "vecnormalize.pkl" for f in folders]
+    for stats in [*stats_files, model_path.parent / "vecnormalize.pkl"]:
         if stats.is_file():
             print(f"qrl: using the VecNormalize statistics in {stats}", file=sys.stderr)
             config.normalize = config.normalize or True

@@ -27,6 +27,7 @@ from qrl.errors import QrlError
 from qrl.presets import parse_override, read_yaml, whole_number
 from qrl.runs import hold, write_atomic
 from qrl.tuning.space import load_space
+from qrl.tuning.study import redacted
 from qrl.tuning.trials import Objective, Task, TrialFailed, check_task
 
 SETTINGS = "tune.yaml"
@@ -156,8 +157,22 @@ def tune(
         url = storage_url(storage, settings.out)
         from qrl.tuning.study import run_workers
 
-        run_workers(workers, functools.partial(_work, settings, url))
+        missing = settings.trials - len(_open(settings, url, settings.sampler_seed).trials)
+        if missing > 0:  # no more workers than trials to run
+            run_workers(min(workers, missing), functools.partial(_work, settings, url))
         return _finish(settings, url)
+
+
+def _open(settings: Tuning, url: str, seed: int | None) -> Any:
+    """The study (created on first use), with the settings' sampler and pruner."""
+    from qrl.tuning.study import make_pruner, make_sampler, open_study
+
+    return open_study(
+        settings.name,
+        url,
+        make_sampler(settings.sampler, seed),
+        make_pruner(settings.pruner, settings.task.timesteps, settings.task.points),
+    )
 
 
 def _with_budget(task: Task, timesteps: int | None) -> Task:
@@ -167,7 +182,8 @@ def _with_budget(task: Task, timesteps: int | None) -> Task:
         return task
     from qrl.agents import resolve_config
 
-    task.timesteps = resolve_config(task.agent, task.env, 0, None, None, task.fixed).timesteps
+    config = resolve_config(task.agent, task.env, 0, None, None, task.fixed, task.gym_packages)
+    task.timesteps = config.timesteps
     return task
 
 
@@ -179,7 +195,7 @@ def _record(settings: Tuning) -> dict[str, Any]:
         "task": task,
         "space": settings.space,
         "parameters": settings.record.get("space"),
-        "storage": settings.storage or "sqlite (study.db)",
+        "storage": redacted(settings.storage) if settings.storage else "sqlite (study.db)",
     }
 
 
@@ -208,18 +224,12 @@ def _work(settings: Tuning, url: str, worker: int) -> None:
     """One worker: run trials until the study holds ``settings.trials`` of them."""
     import optuna
 
-    from qrl.cli import stop_with_parent
-    from qrl.tuning.study import make_pruner, make_sampler, open_study
+    from qrl.processes import stop_with_parent
 
     if worker:
         stop_with_parent()
     seed = None if settings.sampler_seed is None else settings.sampler_seed + worker
-    study = open_study(
-        settings.name,
-        url,
-        make_sampler(settings.sampler, seed),
-        make_pruner(settings.pruner, settings.task.timesteps, settings.task.points),
-    )
+    study = _open(settings, url, seed)
     config = check_task(settings.task)
     space = load_space(config, settings.space, settings.task.fixed)
     objective = Objective(settings.task, space, settings.out)
@@ -237,14 +247,8 @@ def _work(settings: Tuning, url: str, worker: int) -> None:
 def _finish(settings: Tuning, url: str) -> Any:
     """Write trials.csv, the plots and best.yaml; print the summary on stderr."""
     from qrl.tuning.outputs import summary, write_best, write_plots, write_trials_csv
-    from qrl.tuning.study import make_pruner, make_sampler, open_study
 
-    study = open_study(
-        settings.name,
-        url,
-        make_sampler(settings.sampler, settings.sampler_seed),
-        make_pruner(settings.pruner, settings.task.timesteps, settings.task.points),
-    )
+    study = _open(settings, url, settings.sampler_seed)
     write_trials_csv(study, settings.out / "trials.csv")
     write_plots(study, settings.out / "plots")
     written = write_best(study, settings.task, settings.out / "best.yaml")

@@ -94,9 +94,10 @@ def best_preset(study: optuna.Study, task: Task) -> dict[str, Any] | None:
         return None
     settings = {k: _read(v) for k, v in best.user_attrs.get("settings", {}).items()}
     config = fixed_config(task, settings)
+    default = fixed_config(task, {})
     hyper = dict(config.hyperparameters)
-    for key in (*ZOO_KEYS, "n_envs"):
-        if key in settings:
+    for key in (*ZOO_KEYS, "n_envs"):  # task options the setting changes
+        if getattr(config, key) != getattr(default, key):
             hyper[key] = getattr(config, key)
     values = ", ".join(f"{v:.1f}" for v in best.user_attrs.get("final_returns", []))
     return {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import time
 import warnings
 from collections.abc import Callable
@@ -21,8 +22,8 @@ import optuna
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
-from qrl.compare.launch import PARENT_VARIABLE
 from qrl.errors import QrlError, choices_hint, install_hint
+from qrl.processes import PARENT_VARIABLE
 
 HEARTBEAT_S = 30  # a running trial says it is alive this often
 GRACE_S = 120  # and is marked failed after this long without a word
@@ -83,7 +84,9 @@ def _racing(exc: Exception) -> bool:
 
 
 def redacted(url: str) -> str:
-    """A storage URL with its password hidden (``postgresql://user:***@host/db``)."""
+    """A storage URL with its password hidden (``postgresql://user:***@host/db``, and a
+    ``password=`` query parameter)."""
+    url = re.sub(r"(?i)(password=)[^&;]*", r"\1***", url)
     scheme, sep, rest = url.partition("://")
     if not sep or "@" not in rest:
         return url
@@ -169,6 +172,10 @@ def run_workers(workers: int, work: Callable[[int], None]) -> None:
         os.environ.pop(PARENT_VARIABLE, None)
     try:
         work(0)
+    except BaseException:
+        for process in processes:
+            process.terminate()  # they stop their trials' runs (SIGTERM) and end
+        raise
     finally:
         for process in processes:
             process.join()

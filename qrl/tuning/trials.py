@@ -157,7 +157,12 @@ class Objective:
                 raise TrialFailed(f"trial {trial.number}: seed {seed} has no final evaluation")
             finals.append(float(evaluation["mean_return"]))
             curve = _curve(path)
-            means = [float(np.mean(r)) for r in curve.returns] if curve else [finals[-1]]
+            trained = (
+                [r for t, r in zip(curve.timesteps, curve.returns, strict=True) if t > 0]
+                if curve
+                else []
+            )
+            means = [float(np.mean(r)) for r in trained] or [finals[-1]]
             curves.append(float(np.mean(means)))
         trial.set_user_attr("final_returns", finals)
         trial.set_user_attr("curve_means", curves)
@@ -177,6 +182,7 @@ def _parameters(config: RunConfig) -> dict[str, int]:
 
 
 def _curve(path: Path) -> Curve | None:
+    """A run's learning curve so far (curve.json is written atomically: read at any time)."""
     data = read_json(path / "curve.json")
     return None if data is None else Curve.from_dict(data)
 
@@ -205,6 +211,11 @@ def _train_side_by_side(
     try:
         while any(t.is_alive() for t in threads):
             time.sleep(_POLL_S)
+            if any(code != 0 for code in codes.values()):  # a seed failed: so does the trial
+                stop.set()
+                for thread in threads:
+                    thread.join()
+                return codes
             reported, prune = _report(trial, runs, reported)
             if prune:
                 stop.set()
