@@ -4,7 +4,6 @@ through a real PostgreSQL server."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -96,12 +95,10 @@ def test_pruning_stops_a_setting_below_the_median(tmp_path: Path) -> None:
     pruned = [t for t in study.trials if t.state.name == "PRUNED"]
     assert pruned, _states(study)
     assert all(t.params["max_episode_steps"] == 5 for t in pruned)
-    for trial in pruned:  # stopped before the end of its budget
-        assert len(trial.intermediate_values) < 5
-        status = json.loads(
-            (Path(trial.user_attrs["folder"]) / "seed1000" / "run.json").read_text()
-        )
-        assert status["num_timesteps"] < 4096
+    for trial in pruned:  # judged before its last point (when its runs finish first,
+        # on a fast machine, the trial is still pruned on the points they reached)
+        assert 0 < len(trial.intermediate_values) < 4
+        assert max(trial.intermediate_values) > 1365  # not pruned in the first third
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert any(t.params["max_episode_steps"] == 500 for t in complete)
 
