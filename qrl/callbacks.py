@@ -250,8 +250,7 @@ class LearningCurve(EvalCallback):
         start = time.perf_counter()
         returns, lengths = curve_point(self.model, self.run.config, self.episodes, self.seed)
         self.curve.add(self.num_timesteps, returns, lengths)
-        self.run.write_curve(self.curve)
-        self.run.write_evaluations(self.curve)
+        self.run.write_curve(self.curve)  # and evaluations.npz
         self.evaluations_timesteps.append(self.num_timesteps)
         self.evaluations_results.append(returns)
         self.evaluations_length.append(lengths)

@@ -435,8 +435,9 @@ class Run:
         return curve if upto is None else curve.upto(upto)
 
     def write_curve(self, curve: Curve) -> None:
-        """Write the learning curve."""
+        """Write the learning curve: curve.json, and the same points as evaluations.npz."""
         write_json(self.path / CURVE, curve.to_dict(), indent=None)
+        self.write_evaluations(curve)
 
     def evaluation(self) -> dict[str, Any] | None:
         """The final evaluation, if the run finished (and was evaluated)."""

@@ -396,6 +396,8 @@ def test_qrl_curve_does_not_replace_a_curve_silently(
     assert main(["curve", str(run.path), "--episodes", "1", "--overwrite"]) == 0
     curve = run.curve()
     assert curve is not None and curve.source == "checkpoints"
+    data = np.load(run.path / "evaluations.npz")  # rewritten with it
+    assert list(data["timesteps"]) == curve.timesteps
 
 
 # -- models of the zoo and of plain SB3 -----------------------------------------------------
