@@ -217,7 +217,7 @@ def test_rerun_reuses_finished_runs_and_refuses_other_settings(grid: Path, capsy
 
 def test_stopped_grid_resumes_without_rerunning_finished_runs(tmp_path: Path):
     out = tmp_path / "grid"
-    cmd = ["qrl", *_compare_cli(out, "--workers", "1", agents=("mlp",), timesteps=2048)]
+    cmd = ["qrl", *_compare_cli(out, "--workers", "1", agents=("mlp",), timesteps=8192)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     first, second = out / "CartPole-v1/mlp/seed0", out / "CartPole-v1/mlp/seed1"
     deadline = time.time() + 240
@@ -232,7 +232,7 @@ def test_stopped_grid_resumes_without_rerunning_finished_runs(tmp_path: Path):
     assert "Continue with the same command" in err
     assert json.loads((first / "run.json").read_text())["status"] == "finished"
     stopped = json.loads((second / "run.json").read_text())
-    assert stopped["status"] == "interrupted" and 0 < stopped["num_timesteps"] < 2048
+    assert stopped["status"] == "interrupted" and 0 < stopped["num_timesteps"] < 8192
     stamp = (first / "model.zip").stat().st_mtime_ns
 
     done = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=240)

@@ -127,6 +127,7 @@ def test_one_writer_per_run_folder(tmp_path: Path, capsys: pytest.CaptureFixture
     assert _holder(run)["pid"] == first.pid
 
     # Killed outright: run.json holds the steps and time up to its latest checkpoint.
+    _wait_for(lambda: len(_checkpoints(run)) >= 2, "two checkpoints (one to fall back to)")
     first.kill()
     assert first.wait(timeout=30) == -signal.SIGKILL
     killed = _status(run)
