@@ -38,13 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--executor", help="circuit executor: torch (default) or a PennyLane device")
     train.add_argument("--run-dir", help="run folder (default runs/<env>-<agent>-s<seed>-<time>)")
-    train.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a setting, e.g. policy.n_layers=3 or hyperparameters.learning_rate=1e-3",
+    _set_option(
+        train, "override a setting, e.g. policy.n_layers=3 or hyperparameters.learning_rate=1e-3"
     )
     train.add_argument(
         "--resume",
@@ -133,14 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     ft.add_argument("--no-noise", action="store_true", help="qiskit.aer: no device noise")
     ft.add_argument("--packing", help="policy circuits per device circuit (a number or auto)")
     ft.add_argument("--option", dest="options", action="append", default=[], metavar="KEY=VALUE")
-    ft.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="e.g. hyperparameters.n_epochs=1 or hyperparameters.learning_rate=1e-4",
-    )
+    _set_option(ft, "e.g. hyperparameters.n_epochs=1 or hyperparameters.learning_rate=1e-4")
     ft.add_argument("--run-dir", help="new run folder (default RUN-finetune-<executor>)")
     ft.add_argument(
         "--eval-episodes", type=int, default=0, help="final evaluation on the executor (0)"
@@ -158,13 +146,8 @@ def _parser() -> argparse.ArgumentParser:
     cmp.add_argument("--env", dest="envs", nargs="+", help="env presets or Gymnasium ids")
     cmp.add_argument("--seeds", type=int, help="number of seeds, 0..N-1 (default 10)")
     cmp.add_argument("--timesteps", type=int, help="budget of every run (env preset's)")
-    cmp.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=None,
-        metavar="KEY=VALUE",
-        help="a setting for every run, e.g. hyperparameters.learning_rate=1e-3",
+    _set_option(
+        cmp, "a setting for every run, e.g. hyperparameters.learning_rate=1e-3", default=None
     )
     cmp.add_argument("--out", default="runs/compare", help="grid folder (default runs/compare)")
     cmp.add_argument(
@@ -213,14 +196,7 @@ def _tune_parser(sub: Any) -> None:
     tune.add_argument("--seeds", type=int, default=3, help="seeds per trial (3)")
     tune.add_argument("--timesteps", type=int, help="budget of every run (env preset's)")
     tune.add_argument("--out", default="runs/tune", help="study folder (default runs/tune)")
-    tune.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a setting fixed for every trial (not searched)",
-    )
+    _set_option(tune, "a setting fixed for every trial (not searched)")
     tune.add_argument("--space", metavar="FILE", help="search space file (default: shipped)")
     tune.add_argument(
         "--objective",
@@ -246,6 +222,18 @@ def _tune_parser(sub: Any) -> None:
         "--max-parameters", type=int, help="prune settings with more trainable parameters"
     )
     _gym_packages_option(tune)
+
+
+def _set_option(parser: argparse.ArgumentParser, text: str, default: Any = ()) -> None:
+    """The repeatable ``--set KEY=VALUE`` option of a command."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[] if default == () else default,
+        metavar="KEY=VALUE",
+        help=text,
+    )
 
 
 def _gym_packages_option(parser: argparse.ArgumentParser) -> None:

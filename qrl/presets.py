@@ -358,9 +358,7 @@ def merge_config(
     """
     agent_name, agent_data = load_agent_preset(agent)
     env_name, env_data = load_env_preset(env, gym_packages)
-    items = list(
-        overrides.items() if isinstance(overrides, Mapping) else map(parse_override, overrides)
-    )
+    items = list(override_items(overrides).items())
     # An algorithm override selects that algorithm's hyperparameters from the env preset.
     algorithm = str(dict(items).get("algorithm", agent_data["algorithm"])).lower()
     env_section = _mapping(
@@ -398,6 +396,16 @@ def merge_config(
         config.policy["executor"] = executor
     check_settings(config)
     return config
+
+
+def override_items(overrides: Sequence[str] | Mapping[str, Any]) -> dict[str, Any]:
+    """Overrides as key -> value: ``key=value`` strings parsed, a mapping as it is.
+
+    :raises QrlError: for a string without ``=`` or a value that is not YAML
+    """
+    if isinstance(overrides, Mapping):
+        return dict(overrides)
+    return dict(parse_override(o) for o in overrides)
 
 
 def parse_override(item: str, flag: str = "--set") -> tuple[str, Any]:

@@ -48,7 +48,7 @@ from qrl.evaluation.models import attach_normalizer, write_final_evaluation
 from qrl.executors.cost import Cost
 from qrl.extractors import executor_cost, parameter_counts, set_executor
 from qrl.imports import load_classes
-from qrl.presets import RunConfig, apply_overrides, parse_override
+from qrl.presets import RunConfig, apply_overrides, override_items, parse_override
 from qrl.runs import (
     Run,
     RunStatus,
@@ -167,11 +167,7 @@ def _task_of(
             f"cannot train on {spec.id} wrapped in {names} from Python: give the wrappers as "
             "the env_wrapper setting (class paths), so that evaluations wrap alike"
         )
-    items = (
-        dict(overrides)
-        if isinstance(overrides, Mapping)
-        else dict(parse_override(o) for o in overrides)
-    )
+    items = override_items(overrides)
     if spec.max_episode_steps != gym.spec(spec.id).max_episode_steps:
         items.setdefault("max_episode_steps", spec.max_episode_steps)
     for key, value in spec.kwargs.items():

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from qrl.errors import QrlError
-from qrl.presets import parse_override, read_yaml, whole_number
+from qrl.presets import override_items, read_yaml, whole_number
 from qrl.runs import hold, write_atomic
 from qrl.tuning.space import load_space
 from qrl.tuning.study import redacted
@@ -124,11 +124,7 @@ def tune(
         make_sampler(sampler, None)  # the error names the valid ones
     if pruner not in PRUNERS:
         make_pruner(pruner, 1)
-    fixed = (
-        dict(overrides)
-        if isinstance(overrides, Mapping)
-        else dict(parse_override(o) for o in overrides)
-    )
+    fixed = override_items(overrides)
     task = Task(
         agent=agent,
         env=env,
