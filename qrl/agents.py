@@ -38,7 +38,7 @@ from typing import Any
 
 import gymnasium as gym
 import torch
-from sb3_contrib import QRDQN, TQC, TRPO, CrossQ, RecurrentPPO
+from sb3_contrib import QRDQN, TQC, TRPO, CrossQ
 from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
 from stable_baselines3 import A2C, DDPG, DQN, PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -63,7 +63,7 @@ from qrl.presets import (
     real_number,
     whole_number,
 )
-from qrl.recurrent import LSTMPolicy
+from qrl.recurrent import LSTMPolicy, RecurrentPPO
 
 # Every SB3 and sb3-contrib algorithm whose policy takes a features extractor. Left out:
 # sb3-contrib's ARS (its policy takes no features extractor) and MaskablePPO (it needs

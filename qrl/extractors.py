@@ -261,10 +261,19 @@ class CircuitRunner(nn.Module):
             the batch dimension in front (one set of angles per sample)
         :return: float32 tensor of shape (batch, circuit.n_outputs)
         """
-        inputs = self.encoder(observations).to(self.dtype)
+        return self.run_encoded(self.encoder(observations), theta)
+
+    def run_encoded(self, inputs: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+        """:meth:`run` on observations already encoded by ``self.encoder``.
+
+        :param inputs: the encoder's output, (batch, n_qubits, features per qubit)
+        :param theta: as for :meth:`run`
+        :return: float32 tensor of shape (batch, circuit.n_outputs)
+        """
+        inputs = inputs.to(self.dtype)
         values = self.executor(self.circuit, inputs, self.weights(theta.to(self.dtype)))
         counts = self._counts
-        counts[0] += observations.shape[0]
+        counts[0] += inputs.shape[0]
         counts[1] += 1
         if self.output_scale is not None:
             values = values * self.output_scale

@@ -157,16 +157,21 @@ class FastWeightCell(CircuitRunner):
         params += [getattr(self, name) for name in self.extra_weights]
         return [p for p in params if p is not None]
 
-    def updates(self, observations: torch.Tensor) -> torch.Tensor:
+    def updates(
+        self, observations: torch.Tensor, encoded: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The programmed angle updates ``Delta`` for a batch of observations.
 
         :param observations: shape (batch, time, input_size)
+        :param encoded: the observations as ``self.encoder`` encodes them, flattened to
+            (batch * time, ...), if already computed
         :return: shape (batch, time, hidden_size): outer(layer vector, qubit vector), flattened in
             the order of the circuit's ``theta`` (layer, qubit, rotation)
         """
         if self.programmer_input == "encoded":
             n_seq, n_time = observations.shape[:2]
-            encoded = self.encoder(observations.reshape(n_seq * n_time, -1))
+            if encoded is None:
+                encoded = self.encoder(observations.reshape(n_seq * n_time, -1))
             observations = encoded.reshape(n_seq, n_time, -1)
         z = self.trunk(observations)
         n_layers, n_qubits, n_rot = self.shape
@@ -207,10 +212,11 @@ class FastWeightCell(CircuitRunner):
         n_seq = h.shape[1]
         x = features.reshape(n_seq, -1, self.input_size)
         keep = (1.0 - episode_starts.reshape(n_seq, -1)).to(h.dtype)
-        deltas = self.updates(x)
+        encoded = self.encoder(features)  # read by the circuit, and by the programmer
+        deltas = self.updates(x, encoded)
         states_t = self.accumulate(h[0], keep, deltas)  # (n_seq, time, hidden)
         theta = (states_t + self.theta.flatten().to(states_t.dtype)).reshape(-1, *self.shape)
-        out = self.run(x.reshape(-1, self.input_size), theta)
+        out = self.run_encoded(encoded, theta)
         if not torch.is_grad_enabled():
             self._record(h[0], keep, states_t, deltas)
         return out, (states_t[:, -1].unsqueeze(0), torch.zeros_like(c))
@@ -328,6 +334,10 @@ class QFWPPolicy(RecurrentActorCriticPolicy):
         the rest go to sb3-contrib's ``RecurrentActorCriticPolicy`` (``net_arch``,
         ``activation_fn``, ``ortho_init``, ...)
     """
+
+    # The cell resets its state at any step of a sequence, so qrl's RecurrentPPO cuts
+    # training sequences at environment changes only (no padding for episode starts).
+    resets_within_sequences = True
 
     def __init__(
         self,

@@ -13,7 +13,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from sb3_contrib import RecurrentPPO
+from sb3_contrib import RecurrentPPO as ContribRecurrentPPO
+from sb3_contrib.common.recurrent.buffers import RecurrentRolloutBuffer
+from sb3_contrib.common.recurrent.type_aliases import RNNStates
 from torch import nn
 
 import qrl
@@ -21,7 +23,7 @@ from qrl.cli import main
 from qrl.errors import QrlError
 from qrl.evaluation.models import evaluate
 from qrl.fast_weights import MAX_SCAN_STEPS, FastWeightCell, QFWPPolicy
-from qrl.recurrent import LSTMPolicy
+from qrl.recurrent import LSTMPolicy, RecurrentPPO, SequenceBuffer
 from qrl.training import train
 
 ENV = os.environ | {"OMP_NUM_THREADS": "1"}
@@ -220,16 +222,18 @@ def test_bad_cell_options(options: dict, message: str):
         (LSTMPolicy, {"lstm_hidden_size": 16}),
     ],
 )
+@pytest.mark.parametrize("algorithm", [RecurrentPPO, ContribRecurrentPPO])
 def test_rollout_log_probs_and_values_are_reproduced_by_the_training_path(
-    policy: type, options: dict
+    policy: type, options: dict, algorithm: type
 ):
     """What PPO relies on: the sequence path over the rollout buffer, with its resets,
-    gives back the log-probabilities and values recorded step by step during the rollout."""
+    gives back the log-probabilities and values recorded step by step during the rollout
+    (with qrl's buffer, the fast-weight cell's sequences hold episode starts inside)."""
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
 
     envs = make_vec_env("qrl/CartPoleNoVel-v1", n_envs=4, seed=0)
-    model = RecurrentPPO(
+    model = algorithm(
         policy,
         envs,
         n_steps=64,
@@ -248,6 +252,7 @@ def test_rollout_log_probs_and_values_are_reproduced_by_the_training_path(
     model.collect_rollouts(model.env, noop, model.rollout_buffer, model.n_steps)
     buffer = model.rollout_buffer
     assert buffer.episode_starts.sum() > 0  # the rollout contains resets
+    inside = False
     model.policy.set_training_mode(False)
     with torch.no_grad():
         for batch in buffer.get(batch_size=64):
@@ -258,10 +263,62 @@ def test_rollout_log_probs_and_values_are_reproduced_by_the_training_path(
                 batch.episode_starts,
             )
             mask = batch.mask > 0
+            n_seq = batch.lstm_states.pi[0].shape[1]
+            inside |= bool(batch.episode_starts.reshape(n_seq, -1)[:, 1:].any())
             torch.testing.assert_close(log_prob[mask], batch.old_log_prob[mask], atol=1e-5, rtol=0)
             torch.testing.assert_close(
                 values.flatten()[mask], batch.old_values[mask], atol=1e-5, rtol=0
             )
+    # Only qrl's algorithm with a cell that resets anywhere keeps episodes inside sequences.
+    assert inside == (algorithm is RecurrentPPO and policy is QFWPPolicy)
+
+
+def fill(buffer: RecurrentRolloutBuffer, seed: int) -> None:
+    """A rollout of random data with episode starts, as RecurrentPPO writes it."""
+    rng = np.random.default_rng(seed)
+    n_envs, hidden = buffer.n_envs, buffer.hidden_state_shape
+    for _ in range(buffer.buffer_size):
+        states = [torch.as_tensor(rng.normal(size=hidden[1:]), dtype=torch.float32)]
+        buffer.add(
+            rng.normal(size=(n_envs, 3)).astype(np.float32),
+            rng.integers(0, 2, size=(n_envs, 1)),
+            rng.normal(size=n_envs),
+            rng.random(n_envs) < 0.2,
+            torch.as_tensor(rng.normal(size=n_envs)),
+            torch.as_tensor(rng.normal(size=n_envs)),
+            lstm_states=RNNStates((states[0], -states[0]), (2 * states[0], 3 * states[0])),
+        )
+    buffer.compute_returns_and_advantage(torch.zeros(n_envs), np.zeros(n_envs, dtype=bool))
+
+
+@pytest.mark.parametrize("batch_size", [16, 37, 96])
+def test_sequence_buffer_pads_as_sb3_contrib(batch_size: int):
+    """qrl's buffer gives sb3-contrib's minibatches, field by field, with the same sequences;
+    without splitting at episode starts it keeps the same transitions in fewer sequences."""
+    args = (12, SPACE, gym.spaces.Discrete(2), (12, 1, 8, 5), "cpu")
+    theirs = RecurrentRolloutBuffer(*args, n_envs=8)
+    ours, whole = (SequenceBuffer(*args, n_envs=8, split_episodes=s) for s in (True, False))
+    for buffer in (theirs, ours, whole):
+        fill(buffer, seed=batch_size)
+    seeds = np.random.get_state()
+    batches = []
+    for buffer in (theirs, ours, whole):
+        np.random.set_state(seeds)
+        batches.append(list(buffer.get(batch_size)))
+    for a, b, c in zip(*batches, strict=True):
+        for name in a._fields:
+            if name == "lstm_states":
+                for x, y in zip(
+                    (*a.lstm_states.pi, *a.lstm_states.vf),
+                    (*b.lstm_states.pi, *b.lstm_states.vf),
+                    strict=True,
+                ):
+                    torch.testing.assert_close(x, y, atol=0, rtol=0)
+                continue
+            torch.testing.assert_close(getattr(a, name), getattr(b, name), atol=0, rtol=0)
+            valid = [getattr(x, name)[x.mask > 0] for x in (a, c)]
+            torch.testing.assert_close(*valid, atol=0, rtol=0)
+        assert c.lstm_states.pi[0].shape[1] <= a.lstm_states.pi[0].shape[1]
 
 
 def test_lstm_policy_matches_sb3_contrib():
