@@ -3,19 +3,17 @@ executor. The run folder is :mod:`qrl.runs`'s; evaluation is :mod:`qrl.evaluatio
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import torch
 from gymnasium.envs.registration import EnvSpec
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import (
@@ -63,6 +61,7 @@ from qrl.runs import (
     this_command,
     versions,
 )
+from qrl.threads import limited_threads, thread_count
 from qrl.tracking import Tracking, check_tracking, tracking
 
 
@@ -532,36 +531,6 @@ def _check_one_rollout(model: BaseAlgorithm, timesteps: int) -> None:
     )
 
 
-THREADS_VARIABLE = "QRL_TORCH_THREADS"
-
-
-def training_thread_count() -> int:
-    """PyTorch's CPU threads for training: ``QRL_TORCH_THREADS``, or one.
-
-    Policy networks and circuits are small: a second intra-op thread gains nothing, and on a
-    2-core machine PyTorch's BLAS threads competing with NumPy's slowed the entangled agent's
-    training threefold (docs/performance.md#threads).
-    """
-    value = os.environ.get(THREADS_VARIABLE, "1")
-    try:
-        return max(int(value), 1)
-    except ValueError:
-        raise QrlError(
-            f"{THREADS_VARIABLE} must be a whole number of threads, got {value!r}"
-        ) from None
-
-
-@contextlib.contextmanager
-def training_threads(count: int) -> Iterator[None]:
-    """Run PyTorch on ``count`` CPU threads inside the block; restore the setting after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 class _StatusWriter(BaseCallback):
     """Write run.json's steps, wall time and executor cost at every checkpoint, so that a
     run killed outright (no chance to save) still records the time it trained up to the
@@ -613,7 +582,7 @@ def _times(
 def _learn(run: Run, model: BaseAlgorithm, session: Session) -> Run:
     """Train up to the configured budget, rounded up to whole rollouts (said on stderr when
     it differs); save on completion or interruption."""
-    threads = training_thread_count()  # a bad setting stops before the run is touched
+    threads = thread_count()  # a bad setting stops before the run is touched
     config = run.config
     planned = planned_timesteps(model, config.timesteps)
     if planned != config.timesteps:
@@ -724,7 +693,7 @@ def _learn_logged(
     start_steps = model.num_timesteps
     interrupted = False
     try:
-        with training_threads(threads):
+        with limited_threads(threads):
             model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=False)
     except KeyboardInterrupt:
         interrupted = True
@@ -752,5 +721,6 @@ def _learn_logged(
         **_times(before, start, curve, model),
     )
     if not interrupted:
-        write_final_evaluation(run, model)
+        with limited_threads(threads):
+            write_final_evaluation(run, model)
     return run

@@ -22,7 +22,8 @@ from qrl.cli import main
 from qrl.errors import QrlError
 from qrl.evaluation.models import evaluate
 from qrl.runs import open_run
-from qrl.training import THREADS_VARIABLE, resume, train, training_thread_count, training_threads
+from qrl.threads import THREADS_VARIABLE, limited_threads, thread_count
+from qrl.training import resume, train
 
 ENV = os.environ | {"OMP_NUM_THREADS": "1"}
 
@@ -360,20 +361,28 @@ def test_public_api_resolves_lazily():
 
 
 def test_training_threads_default_override_and_restore(monkeypatch):
-    """Training runs PyTorch on one thread unless QRL_TORCH_THREADS says otherwise; the
-    previous setting comes back afterwards, and a bad value is one clear error."""
+    """Training runs PyTorch and NumPy's BLAS on one thread unless QRL_TORCH_THREADS says
+    otherwise; the previous settings come back afterwards, and a bad value is one clear
+    error."""
     import torch
+    from threadpoolctl import threadpool_info
 
-    before = torch.get_num_threads()
+    def blas_threads() -> list[int]:
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    before, blas_before = torch.get_num_threads(), blas_threads()
+    assert blas_before  # NumPy's BLAS is seen
     monkeypatch.delenv(THREADS_VARIABLE, raising=False)
-    assert training_thread_count() == 1
-    with training_threads(training_thread_count()):
+    assert thread_count() == 1
+    with limited_threads(thread_count()):
         assert torch.get_num_threads() == 1
+        assert set(blas_threads()) == {1}  # NumPy's BLAS too
     assert torch.get_num_threads() == before
+    assert blas_threads() == blas_before
     monkeypatch.setenv(THREADS_VARIABLE, "2")
-    with training_threads(training_thread_count()):
+    with limited_threads(thread_count()):
         assert torch.get_num_threads() == 2
     assert torch.get_num_threads() == before
     monkeypatch.setenv(THREADS_VARIABLE, "many")
     with pytest.raises(QrlError, match="must be a whole number"):
-        training_thread_count()
+        thread_count()

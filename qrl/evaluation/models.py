@@ -36,6 +36,7 @@ from qrl.evaluation.episodes import (
 from qrl.extractors import circuit_modules, parameter_counts, set_executor
 from qrl.presets import RunConfig, check_settings, load_env_preset, task_settings
 from qrl.runs import Curve, Run, hold, locate, open_run, run_folder_of
+from qrl.threads import limited_threads, thread_count
 
 
 def curve_from_checkpoints(
@@ -115,9 +116,10 @@ def evaluate_model(
     check_episodes(episodes)
     eval_seed = evaluation_seed(seed, config)
     n_envs = 1 if video is not None else max(1, min(config.n_envs, episodes))
-    played = play_episodes(
-        model, config, episodes, eval_seed, deterministic, n_envs=n_envs, video=video
-    )
+    with limited_threads(thread_count()):
+        played = play_episodes(
+            model, config, episodes, eval_seed, deterministic, n_envs=n_envs, video=video
+        )
     returns, lengths = returns_and_lengths(played)
     names = sorted({e.executor_name for _, e in circuit_modules(model)})
     executor: str | list[str] | None = names[0] if len(names) == 1 else (names or None)
