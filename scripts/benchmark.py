@@ -61,9 +61,19 @@ from qrl.simulator import TorchSimulator
 from qrl.simulator.backend import NumpyOps
 from qrl.simulator.frame import Shared, apply_groups, groups, make_schedule, wire_traces
 
-EXECUTORS = ("mlp", "torch-f32", "torch-f64", "torch-sv", "default.qubit", "lightning.qubit")
-# torch-sv: float32, entangled circuits on the general per-sample state-vector path instead
-# of the frame path, to measure what the frame path gains
+EXECUTORS = (
+    "mlp",
+    "torch-f32",
+    "torch-f64",
+    "torch-numpy",
+    "torch-sv",
+    "default.qubit",
+    "lightning.qubit",
+)
+# torch-f32 and torch-f64 run entangled circuits on the compiled path where Numba is
+# installed; torch-numpy: float32 on the frame path's NumPy kernels (the compiled path off),
+# to measure what compiling gains; torch-sv: float32, entangled circuits on the general
+# per-sample state-vector path instead of the frame path, to measure what the frame path gains
 PENNYLANE = {"default.qubit": "backprop", "lightning.qubit": "adjoint"}
 
 
@@ -119,6 +129,8 @@ def make_layer(executor: str, circuit: str, qubits: int, layers: int) -> nn.Modu
     layer = QuantumExtractor(space, **kwargs)
     if executor == "torch-sv":
         layer._executor = TorchSimulator(frame=False)
+    if executor == "torch-numpy":
+        layer._executor = TorchSimulator(compiled=False)
     return layer
 
 
@@ -469,6 +481,7 @@ def machine() -> dict[str, Any]:
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
+        "numba": kernel_times(),
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -478,6 +491,30 @@ def machine() -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "date": time.strftime("%Y-%m-%d"),
     }
+
+
+_KERNEL_TIME = (
+    "import numpy, time; from qrl.simulator.kernels import compile_all; "
+    "print(compile_all(numpy.float32) + compile_all(numpy.float64))"
+)
+
+
+def kernel_times() -> dict[str, Any] | None:
+    """Numba's version and the seconds the compiled path's kernels take to be ready (float32
+    and float64) in a fresh process: compiled into an empty cache, then loaded from it."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    seconds = []
+    with tempfile.TemporaryDirectory() as cache:
+        env = os.environ | {"NUMBA_CACHE_DIR": cache}
+        for _ in range(2):
+            out = subprocess.run(
+                [sys.executable, "-c", _KERNEL_TIME], env=env, capture_output=True, text=True
+            )
+            seconds.append(float(out.stdout.strip()) if out.returncode == 0 else None)
+    return {"version": numba.__version__, "compile_s": seconds[0], "cached_s": seconds[1]}
 
 
 def _ms(value: float | None) -> str:
@@ -598,6 +635,16 @@ def write_report(out: Path, data: dict[str, Any]) -> None:
         f"{m['pennylane']}, SB3 {m['stable_baselines3']}; {m['date']}.",
         "",
     ]
+    kernels = m.get("numba")
+    if kernels:
+        lines += [
+            f"Numba {kernels['version']}: the compiled path's kernels take "
+            f"{kernels['compile_s']:.1f} s to compile in a fresh process (float32 and float64), "
+            f"{kernels['cached_s']:.2f} s to load from Numba's cache afterwards.",
+            "",
+        ]
+    elif "numba" in m:
+        lines += ["Numba not installed: entangled circuits ran on the frame path.", ""]
     layers = [LayerResult(**r) for r in data.get("layer", [])]
     for mode, title in (("fwd+bwd", "Forward + backward"), ("fwd", "Forward (no_grad)")):
         if any(r.mode == mode for r in layers):

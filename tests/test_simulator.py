@@ -9,7 +9,15 @@ import torch
 
 from qrl.circuits import GATES, make_circuit
 from qrl.executors import make_executor
-from qrl.simulator import TorchSimulator, run_frame, run_product, run_statevector
+from qrl.simulator import (
+    TorchSimulator,
+    kernels,
+    route,
+    run_compiled,
+    run_frame,
+    run_product,
+    run_statevector,
+)
 from qrl.simulator.frame import BASES, Monomial, Phase, Shared, groups, make_schedule
 from qrl.simulator.plan import is_monomial, monomial
 from qrl.simulator.reference import apply
@@ -39,6 +47,16 @@ def _case(name, n_qubits, options, batch=6, seed=0, dtype=torch.float64):
     return circuit, weights, inputs.requires_grad_()
 
 
+needs_numba = pytest.mark.skipif(not kernels.AVAILABLE, reason="numba is not installed")
+# The kernels a CPU simulator runs: compiled (Numba, where installed), NumPy, and PyTorch's
+# (the path of CUDA tensors).
+KERNELS = [pytest.param("compiled", marks=needs_numba), "numpy", "torch"]
+
+
+def _simulator(kernels_: str, frame: bool = True) -> TorchSimulator:
+    return TorchSimulator(kernels_ == "torch", frame=frame, compiled=kernels_ == "compiled")
+
+
 def _outputs_and_grads(executor, circuit, weights, inputs):
     out = executor(circuit, inputs, weights)
     mix = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
@@ -54,12 +72,12 @@ PATH_CASES = [(*case, True) for case in CASES] + [
 ]
 
 
-@pytest.mark.parametrize("force_torch", [False, True], ids=["numpy", "torch"])
+@pytest.mark.parametrize("kernels_", KERNELS)
 @pytest.mark.parametrize(("name", "n_qubits", "options", "frame"), PATH_CASES)
-def test_matches_default_qubit_with_input_gradients(name, n_qubits, options, force_torch, frame):
+def test_matches_default_qubit_with_input_gradients(name, n_qubits, options, kernels_, frame):
     """Every path against default.qubit."""
     circuit, weights, inputs = _case(name, n_qubits, options)
-    simulator = TorchSimulator(force_torch, frame=frame)
+    simulator = _simulator(kernels_, frame)
     out, grads = _outputs_and_grads(simulator, circuit, weights, inputs)
     ref, ref_grads = _outputs_and_grads(make_executor("default.qubit"), circuit, weights, inputs)
     torch.testing.assert_close(out, ref, atol=1e-9, rtol=0)
@@ -67,14 +85,14 @@ def test_matches_default_qubit_with_input_gradients(name, n_qubits, options, for
         torch.testing.assert_close(g, r, atol=1e-9, rtol=0)
 
 
-@pytest.mark.parametrize("force_torch", [False, True], ids=["numpy", "torch"])
+@pytest.mark.parametrize("kernels_", KERNELS)
 @pytest.mark.parametrize("name", ["unentangled", "entangled"])
-def test_float32_gradients(name, force_torch):
+def test_float32_gradients(name, kernels_):
     circuit, weights, inputs = _case(name, 6, {}, batch=32, seed=3)
     ref, ref_grads = _outputs_and_grads(make_executor("default.qubit"), circuit, weights, inputs)
     w32 = {k: v.detach().float().requires_grad_() for k, v in weights.items()}
     x32 = inputs.detach().float().requires_grad_()
-    out, grads = _outputs_and_grads(TorchSimulator(force_torch), circuit, w32, x32)
+    out, grads = _outputs_and_grads(_simulator(kernels_), circuit, w32, x32)
     assert out.dtype == torch.float32
     assert all(g.dtype == torch.float32 for g in grads)
     torch.testing.assert_close(out.double(), ref, atol=2e-6, rtol=0)
@@ -117,7 +135,7 @@ def test_product_and_state_vector_paths_agree():
     ("name", "node", "per_sample"),
     [
         ("unentangled", "ProductCircuit", False),
-        ("entangled", "FrameCircuit", False),
+        ("entangled", "CompiledCircuit" if kernels.AVAILABLE else "FrameCircuit", False),
         ("entangled", "StateVectorCircuit", True),
     ],
 )
@@ -167,11 +185,11 @@ def test_cuda_matches_cpu():
             torch.testing.assert_close(g.cpu(), c, atol=1e-4, rtol=0)
 
 
-@pytest.mark.parametrize("force_torch", [False, True], ids=["numpy", "torch"])
+@pytest.mark.parametrize("kernels_", KERNELS)
 @pytest.mark.parametrize(("name", "n_qubits", "options"), CASES)
-def test_inference_path_matches_training_path(name, n_qubits, options, force_torch):
+def test_inference_path_matches_training_path(name, n_qubits, options, kernels_):
     circuit, weights, inputs = _case(name, n_qubits, options)
-    simulator = TorchSimulator(force_torch)
+    simulator = _simulator(kernels_)
     with torch.no_grad():
         fast = simulator(circuit, inputs, weights)
     torch.testing.assert_close(fast, simulator(circuit, inputs, weights).detach(), atol=0, rtol=0)
@@ -189,17 +207,21 @@ FRAME_CASES = [
 ]
 
 
-@pytest.mark.parametrize("force_torch", [False, True], ids=["numpy", "torch"])
+@pytest.mark.parametrize("kernels_", KERNELS)
 @pytest.mark.parametrize(("n_qubits", "options"), FRAME_CASES)
-def test_frame_path_matches_general_path(n_qubits, options, force_torch):
-    """Shared weights (the frame path) against the general state-vector path: values and the
-    gradients of inputs, input scales and weights, for every encoding, entangler and frame."""
+def test_frame_path_matches_general_path(n_qubits, options, kernels_):
+    """Shared weights (the frame path, compiled or not) against the general state-vector
+    path: values and the gradients of inputs, input scales and weights, for every encoding,
+    entangler and frame."""
     circuit, weights, inputs = _case("entangled", n_qubits, options, batch=5, seed=n_qubits)
     scale = weights.get("input_scale")
     tensors = [t for t in (inputs, scale, weights["theta"]) if t is not None]
-    out = run_frame(circuit, inputs, scale, weights["theta"], force_torch)
+    force_torch = kernels_ == "torch"
+    run = run_compiled if kernels_ == "compiled" else run_frame
+    out = run(circuit, inputs, scale, weights["theta"], force_torch)
     ref = run_statevector(circuit, inputs, scale, weights["theta"], force_torch)
-    assert type(out.grad_fn).__name__ == "FrameCircuitBackward"
+    node = "CompiledCircuit" if kernels_ == "compiled" else "FrameCircuit"
+    assert type(out.grad_fn).__name__ == f"{node}Backward"
     mix = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
     grads = torch.autograd.grad((out * mix).sum(), tensors)
     ref_grads = torch.autograd.grad((ref * mix).sum(), tensors)
@@ -208,13 +230,35 @@ def test_frame_path_matches_general_path(n_qubits, options, force_torch):
         torch.testing.assert_close(g, r, atol=1e-10, rtol=0)
 
 
-@pytest.mark.parametrize("force_torch", [False, True], ids=["numpy", "torch"])
-def test_gradcheck_frame_path(force_torch):
+@pytest.mark.parametrize("kernels_", KERNELS)
+def test_gradcheck_frame_path(kernels_):
     circuit, weights, inputs = _case("entangled", 4, {"encoding": "ry"}, batch=2, seed=7)
+    run = run_compiled if kernels_ == "compiled" else run_frame
     assert torch.autograd.gradcheck(
-        lambda x, s, t: run_frame(circuit, x, s, t, force_torch),
+        lambda x, s, t: run(circuit, x, s, t, kernels_ == "torch"),
         (inputs, weights["input_scale"], weights["theta"]),
     )
+
+
+def test_without_numba_the_frame_path_runs(monkeypatch):
+    """The compiled path is optional: without Numba its circuits take the frame path, and
+    run_compiled falls back to it (as it does for tensors off the CPU)."""
+    monkeypatch.setattr(kernels, "AVAILABLE", False)
+    circuit, weights, inputs = _case("entangled", 4, {}, batch=3, seed=2)
+    assert route(circuit, False, ("not a path",)) == "frame"
+    out = run_compiled(circuit, inputs, weights["input_scale"], weights["theta"])
+    assert type(out.grad_fn).__name__ == "FrameCircuitBackward"
+    out = TorchSimulator()(circuit, inputs, weights)
+    assert type(out.grad_fn).__name__ == "FrameCircuitBackward"
+
+
+@needs_numba
+def test_compiled_path_takes_the_frame_paths_circuits():
+    circuit = make_circuit("entangled", 5, entangler="cz", pattern="brick")
+    assert route(circuit, False) == "compiled"
+    assert route(circuit, False, ("compiled",)) == "frame"
+    assert route(circuit, True) == "statevector"
+    assert kernels.compile_all() < 60  # compiled once, then loaded from Numba's cache
 
 
 def test_frame_schedule_keeps_cnot_rings_in_the_hadamard_frame():

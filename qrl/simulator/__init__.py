@@ -28,7 +28,8 @@ from collections.abc import Callable, Mapping
 import torch
 
 from qrl.circuits import Circuit
-from qrl.simulator import frame, product, statevector
+from qrl.simulator import compiled, frame, product, statevector
+from qrl.simulator.compiled import run_compiled
 from qrl.simulator.frame import run_frame
 from qrl.simulator.memory import check_batch, states_kept
 from qrl.simulator.product import run_product
@@ -39,32 +40,29 @@ from qrl.simulator.statevector import run_statevector
 # simulator takes every circuit.
 PATHS: dict[str, Callable[[Circuit, bool], bool]] = {
     "product": product.takes,
+    "compiled": compiled.takes,
     "frame": frame.takes,
     "statevector": statevector.takes,
     "reference": lambda circuit, per_sample: True,
 }
 
-_ROUTES: dict[tuple[int, bool, bool], tuple[Circuit, str]] = {}
+_ROUTES: dict[tuple[int, bool, tuple[str, ...]], tuple[Circuit, str]] = {}
 
 
-def route(circuit: Circuit, per_sample: bool, use_frame: bool = True) -> str:
+def route(circuit: Circuit, per_sample: bool, skip: tuple[str, ...] = ()) -> str:
     """The path that runs a circuit: the first of :data:`PATHS` that takes it.
 
     :param circuit: the circuit
     :param per_sample: whether ``theta`` carries a batch dimension
-    :param use_frame: whether the frame path may be chosen
+    :param skip: paths not to choose (for comparisons)
     """
-    key = (id(circuit), per_sample, use_frame)
+    key = (id(circuit), per_sample, skip)
     hit = _ROUTES.get(key)  # by identity first: hashing a circuit is not free
     if hit is not None and hit[0] is circuit:
         return hit[1]
     if len(_ROUTES) > 256:
         _ROUTES.clear()
-    name = next(
-        n
-        for n, takes in PATHS.items()
-        if (use_frame or n != "frame") and takes(circuit, per_sample)
-    )
+    name = next(n for n, takes in PATHS.items() if n not in skip and takes(circuit, per_sample))
     _ROUTES[key] = (circuit, name)
     return name
 
@@ -75,16 +73,22 @@ class TorchSimulator:
     :param force_torch: run the kernels on PyTorch tensors even on the CPU (the code path
         of CUDA tensors), for testing
     :param frame: run entangling circuits whose weights the batch shares on the frame path
-        (:mod:`~qrl.simulator.frame`); False takes the general per-sample path, for
-        comparison
+        (:mod:`~qrl.simulator.frame`, by its compiled kernels where Numba is installed);
+        False takes the general per-sample path, for comparison
+    :param compiled: let the compiled path (:mod:`~qrl.simulator.compiled`) run the circuits
+        it takes; False runs the frame path's NumPy kernels, for comparison
     """
 
     name = "torch"
     cost = None  # exact simulation sends no circuit anywhere
 
-    def __init__(self, force_torch: bool = False, frame: bool = True) -> None:
+    def __init__(
+        self, force_torch: bool = False, frame: bool = True, compiled: bool = True
+    ) -> None:
         self.force_torch = force_torch
         self.frame = frame
+        self.compiled = compiled
+        self._skip = (() if compiled else ("compiled",)) + (() if frame else ("compiled", "frame"))
 
     def transpile_report(self, circuit: Circuit, batch: int = 1) -> None:
         """Nothing is transpiled."""
@@ -103,7 +107,7 @@ class TorchSimulator:
         """
         theta = weights.get("theta")
         per_sample = theta is not None and theta.ndim == 4
-        path = route(circuit, per_sample, self.frame)
+        path = route(circuit, per_sample, self._skip)
         if path != "product":
             recording = torch.is_grad_enabled() and any(
                 t.requires_grad for t in (inputs, *weights.values())
@@ -114,7 +118,12 @@ class TorchSimulator:
             return run_reference(circuit, inputs, weights)
         assert theta is not None
         scale = weights.get("input_scale")
-        run = {"product": run_product, "frame": run_frame, "statevector": run_statevector}[path]
+        run = {
+            "product": run_product,
+            "compiled": run_compiled,
+            "frame": run_frame,
+            "statevector": run_statevector,
+        }[path]
         return run(circuit, inputs, scale, theta, self.force_torch)
 
 
@@ -122,6 +131,7 @@ __all__ = [
     "PATHS",
     "TorchSimulator",
     "route",
+    "run_compiled",
     "run_frame",
     "run_product",
     "run_reference",

@@ -324,7 +324,7 @@ def _gram(ops: Ops, a: Any, b: Any) -> Any:
 # --- steps ------------------------------------------------------------------------------
 
 
-def _gate_matrices(ops: Ops, schedule: Schedule, angles: Any) -> Any:
+def gate_matrices(ops: Ops, schedule: Schedule, angles: Any) -> Any:
     """exp(-i angle / 2 n.sigma) of every shared row: (shared rows, n, 2, 2)."""
     if not schedule.shared_rows:
         return None
@@ -336,7 +336,7 @@ def _gate_matrices(ops: Ops, schedule: Schedule, angles: Any) -> Any:
     return entries.reshape(*entries.shape[:2], 2, 2)
 
 
-def _unitaries(ops: Ops, step: Shared, matrices: Any, angles: Any) -> tuple[Any, list[Any]]:
+def unitaries(ops: Ops, step: Shared, matrices: Any, angles: Any) -> tuple[Any, list[Any]]:
     """U_q (n, 2, 2) of a shared step, and its gates."""
     gates = [matrices[p] for p in step.positions]
     u = ops.zeros((angles.shape[1], 1, 1), angles, complex_=True)
@@ -462,7 +462,7 @@ def frame_values(
     """Expectation values (batch, outputs) and, if recorded, what the backward pass needs."""
     angles = assemble(ops, plan, x, s, t)  # (rows, n, batch)
     batch, sizes = x.shape[0], groups(n)
-    matrices = _gate_matrices(ops, schedule, angles)
+    matrices = gate_matrices(ops, schedule, angles)
     wires, tape = _product_prefix(ops, schedule, angles, matrices, record)
     halves_ = _half_products(wires, n)
     state = halves_[0] if halves_[1] is None else halves_[0][:, None, :] * halves_[1][None]
@@ -471,11 +471,11 @@ def frame_values(
         if state.shape[-1] != batch:  # a constant state meets a shared step
             state = ops.contiguous(state + ops.zeros((1, batch), angles, complex_=True))
         if isinstance(step, Phase):
-            first, second = _phases(ops, _step_angles(angles, step), n)
+            first, second = _phases(ops, step_angles(angles, step), n)
             state = _times_phases(state, first, second)
             tape.append((first, second, state) if record else ())
         elif isinstance(step, Shared):
-            u, gates = _unitaries(ops, step, matrices, angles)
+            u, gates = unitaries(ops, step, matrices, angles)
             operators = _group_operators(ops, u, sizes)
             state = apply_groups(ops, operators, state, sizes)
             tape.append((gates, operators, state) if record else ())
@@ -487,7 +487,7 @@ def frame_values(
     return _readout(ops, schedule, state), (angles, tape, state, wires, halves_)
 
 
-def _step_angles(angles: Any, step: Phase) -> Any:
+def step_angles(angles: Any, step: Phase) -> Any:
     """The angles (n, batch) of a phase step: the sum of its rows'."""
     phi = angles[step.rows[0]]
     for r in step.rows[1:]:
@@ -506,11 +506,11 @@ def _product_prefix(
     tape: list[tuple[Any, ...]] = []
     for step in schedule.steps[: schedule.prefix]:
         if isinstance(step, Phase):
-            d = _unit_phase(ops, _step_angles(angles, step))  # exp(-i phi / 2), (n, batch)
+            d = _unit_phase(ops, step_angles(angles, step))  # exp(-i phi / 2), (n, batch)
             wires = wires * ops.xp.stack([d, d.conj()], 1)
             tape.append((d, wires) if record else ())
         elif isinstance(step, Shared):
-            u, gates = _unitaries(ops, step, matrices, angles)
+            u, gates = unitaries(ops, step, matrices, angles)
             wires = u @ wires
             tape.append((gates, u, wires) if record else ())
     return wires, tape
@@ -549,7 +549,7 @@ def frame_backward(ops: Ops, schedule: Schedule, n: int, saved: Any, grad: Any) 
             lam = _times_phases(lam, first.conj(), None if second is None else second.conj())
         elif isinstance(step, Shared):
             gates, operators, out = record
-            _shared_gradients(ops, step, gates, wire_traces(ops, out, lam, sizes), d_shared, angles)
+            shared_gradients(ops, step, gates, wire_traces(ops, out, lam, sizes), d_shared, angles)
             lam = apply_groups(ops, [_dagger(o) for o in operators], lam, sizes)
         else:
             lam = _gather(ops, lam, step, inverse=True)
@@ -616,11 +616,11 @@ def _prefix_backward(
             gates, u, out = tape[i]
             out = out + ops.zeros((1, 1, g.shape[-1]), out)
             tau = out @ g.conj().swapaxes(-1, -2)  # (n, 2, 2), summed over the batch
-            _shared_gradients(ops, step, gates, tau, d_shared, like)
+            shared_gradients(ops, step, gates, tau, d_shared, like)
             g = _dagger(u) @ g
 
 
-def _shared_gradients(
+def shared_gradients(
     ops: Ops, step: Shared, gates: list[Any], tau: Any, out: Any, like: Any
 ) -> None:
     """Im Tr(sigma A^H tau A) for each row of a shared step, written into ``out``."""

@@ -1,0 +1,209 @@
+"""The frame path's schedule run by compiled kernels: one Numba call per step.
+
+The circuits of :mod:`~qrl.simulator.frame` (entangling, weights shared by the batch), the
+same schedule (encodings as phases in a moving frame, the shared gates as one unitary per
+wire, entanglers as permutations with phases), run by the kernels of
+:mod:`~qrl.simulator.kernels` on the state's real and imaginary parts instead of a few hundred
+small NumPy calls. Each wire's unitary is applied on its own (two complex products per
+amplitude and wire, vectorised over the batch) rather than as Kronecker products of groups.
+The state starts as the full product state, so every step, the first layer's included, is
+one kernel call, and the backward pass mirrors the forward pass step by step:
+
+- a phase step: the angles' gradient and lambda times the conjugate phase in one call;
+- a shared step: the partial traces tau_q of sum_b psi lambda^H in one call, the gradient of
+  each gate from them (:func:`~qrl.simulator.frame.shared_gradients`), lambda through U^H;
+- an entangler: the inverse permutation.
+
+Numba is an optional dependency (``pip install "qrl-quantum-rl[fast]"``): without it, or for
+tensors off the CPU, :func:`run_compiled` is the frame path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from qrl.circuits import Circuit
+from qrl.simulator import frame, kernels
+from qrl.simulator.backend import NumpyOps, needs_graph, ops_for, unwrap_all, wrap_all
+from qrl.simulator.frame import Monomial, Phase, Schedule, Shared, make_schedule
+from qrl.simulator.plan import Plan, assemble, assemble_backward, make_plan
+
+OPS = NumpyOps
+
+
+# Tables per schedule or step and dtype, by identity (schedules are cached per circuit, and
+# their arrays make them unhashable); each entry keeps its key object alive and checks it.
+_TABLES: dict[tuple[int, Any, bool], tuple[Any, tuple[np.ndarray, ...]]] = {}
+
+
+def _cached(owner: Any, dtype: Any, flag: bool, make: Any) -> tuple[np.ndarray, ...]:
+    key = (id(owner), np.dtype(dtype), flag)
+    hit = _TABLES.get(key)
+    if hit is not None and hit[0] is owner:
+        return hit[1]
+    if len(_TABLES) > 1024:
+        _TABLES.clear()
+    value = make(owner, dtype, flag)
+    _TABLES[key] = (owner, value)
+    return value
+
+
+def _start(schedule: Schedule, dtype: Any) -> tuple[np.ndarray, ...]:
+    """Real and imaginary parts of the initial product state (2^n, 1) of every wire's
+    start vector."""
+
+    def make(schedule: Schedule, dtype: Any, _: bool) -> tuple[np.ndarray, ...]:
+        vector = schedule.wire_start[:, 0]
+        state = np.ones(1, dtype=complex)
+        for _wire in range(schedule.n):
+            state = np.kron(state, vector)
+        return state.real.astype(dtype)[:, None], state.imag.astype(dtype)[:, None]
+
+    return _cached(schedule, dtype, False, make)
+
+
+def _gather_tables(step: Monomial, dtype: Any, inverse: bool) -> tuple[np.ndarray, ...]:
+    """Source indices and phases of an entangler step, new[i] = ph[i] old[source[i]]; for the
+    inverse, ph[i] = conj(phase[inverse[i]]) and source = inverse."""
+    return _cached(step, dtype, inverse, _make_gather)
+
+
+def _make_gather(step: Monomial, dtype: Any, inverse: bool) -> tuple[np.ndarray, ...]:
+    dim = len(step.perm)
+    phase = np.ones(dim, dtype=complex) if step.phase is None else step.phase[:, 0]
+    if inverse:
+        source = np.asarray(step.inverse, dtype=np.int64)
+        ph = phase[source].conj()
+    else:
+        source = np.asarray(step.perm, dtype=np.int64)
+        ph = phase
+    return source, np.ascontiguousarray(ph.real, dtype), np.ascontiguousarray(ph.imag, dtype)
+
+
+def _split(u: np.ndarray, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Real and imaginary parts of per-wire unitaries (n, 2, 2) as (n, 4) arrays."""
+    flat = u.reshape(u.shape[0], 4)
+    return np.ascontiguousarray(flat.real, dtype), np.ascontiguousarray(flat.imag, dtype)
+
+
+def compiled_values(
+    plan: Plan, schedule: Schedule, x: Any, s: Any, t: Any, record: bool
+) -> tuple[np.ndarray, Any]:
+    """Expectation values (batch, outputs) and, if recorded, what the backward pass needs."""
+    angles = assemble(OPS, plan, x, s, t)  # (rows, n, batch)
+    dtype = angles.dtype
+    batch = x.shape[0]
+    start_re, start_im = _start(schedule, dtype)
+    re = np.repeat(start_re, batch, axis=1)
+    im = np.repeat(start_im, batch, axis=1)
+    matrices = frame.gate_matrices(OPS, schedule, angles)
+    tape: list[tuple[Any, ...]] = []
+    for step in schedule.steps:
+        if isinstance(step, Phase):
+            half = frame.step_angles(angles, step) * 0.5
+            cos, sin = np.cos(half), np.sin(half)
+            kernels.phase(re, im, cos, sin, 1.0)
+            tape.append((cos, sin, re.copy(), im.copy()) if record else ())
+        elif isinstance(step, Shared):
+            u, gates = frame.unitaries(OPS, step, matrices, angles)
+            kernels.wires(re, im, *_split(u, dtype))
+            tape.append((gates, u, re.copy(), im.copy()) if record else ())
+        else:
+            re, im = kernels.gather(re, im, *_gather_tables(step, dtype, False))
+            tape.append(())
+    tilde = kernels.readout(re, im, schedule.n)  # (3, n, batch)
+    rotation = schedule.readout.astype(dtype)  # (observables, 3)
+    values = (rotation @ tilde.reshape(3, -1)).reshape(-1, schedule.n, batch)
+    out = np.ascontiguousarray(values.transpose(2, 1, 0).reshape(batch, -1))
+    return out, (angles, tape, re, im)
+
+
+def compiled_backward(schedule: Schedule, saved: Any, grad: np.ndarray) -> tuple[Any, Any]:
+    """Gradients of the angles: of per-sample rows (rows, n, batch), and of shared rows
+    summed over the batch (rows, n)."""
+    angles, tape, re, im = saved
+    rows, n, batch = angles.shape
+    dtype = angles.dtype
+    rotation = schedule.readout.astype(dtype)
+    g = grad.reshape(batch, n, -1) @ rotation  # (batch, n, 3)
+    lam_re, lam_im = kernels.readout_backward(re, im, np.ascontiguousarray(g.transpose(2, 1, 0)))
+    d_angles = np.zeros((rows, n, batch), dtype=dtype)
+    d_shared = np.zeros((rows, n), dtype=dtype)
+    for step, record in zip(schedule.steps[::-1], tape[::-1], strict=True):
+        if isinstance(step, Phase):
+            cos, sin, out_re, out_im = record
+            d_phi = kernels.phase_backward(lam_re, lam_im, out_re, out_im, cos, sin)
+            for r in step.rows:
+                d_angles[r] = d_phi
+        elif isinstance(step, Shared):
+            gates, u, out_re, out_im = record
+            parts = kernels.wire_traces(out_re, out_im, lam_re, lam_im)
+            tau = parts[0] + 1j * parts[1]
+            frame.shared_gradients(OPS, step, gates, tau, d_shared, angles)
+            kernels.wires(lam_re, lam_im, *_split(u.conj().swapaxes(-1, -2), dtype))
+        else:
+            lam_re, lam_im = kernels.gather(lam_re, lam_im, *_gather_tables(step, dtype, True))
+    return d_angles, d_shared
+
+
+class CompiledCircuit(torch.autograd.Function):
+    """Inputs and shared weights to expectation values, in one autograd node."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        inputs: torch.Tensor,
+        scale: torch.Tensor | None,
+        theta: torch.Tensor,
+        circuit: Circuit,
+    ) -> torch.Tensor:
+        plan, schedule = make_plan(circuit), make_schedule(circuit)
+        x, s, t = wrap_all(OPS, inputs, scale, theta)
+        values, saved = compiled_values(plan, schedule, x, s, t, True)
+        ctx.plan, ctx.schedule, ctx.arrays, ctx.saved = plan, schedule, (x, s, t), saved
+        return OPS.unwrap(values, inputs)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        x, s, t = ctx.arrays
+        d_angles, d_shared = compiled_backward(ctx.schedule, ctx.saved, OPS.wrap(grad))
+        grads = assemble_backward(OPS, ctx.plan, d_angles, x, s, t, shared=d_shared)
+        return (*unwrap_all(OPS, grads, grad), None)
+
+
+def run_compiled(
+    circuit: Circuit,
+    inputs: torch.Tensor,
+    scale: torch.Tensor | None,
+    theta: torch.Tensor,
+    force_torch: bool = False,
+) -> torch.Tensor:
+    """Expectation values of an entangling circuit whose weights the batch shares,
+    (batch, circuit.n_outputs), by compiled kernels; the frame path without Numba, for
+    tensors off the CPU, or with ``force_torch``.
+
+    :param circuit: a circuit the frame path takes
+    :param inputs: encoded features, (batch, n_qubits, features_per_qubit)
+    :param scale: ``input_scale``, or None for basis encoding
+    :param theta: (layers, n_qubits, rotations), shared by the batch
+    :param force_torch: run the frame path's kernels on PyTorch tensors
+    """
+    if not kernels.AVAILABLE or ops_for(inputs, force_torch) is not NumpyOps:
+        return frame.run_frame(circuit, inputs, scale, theta, force_torch)
+    if theta.ndim != 3:
+        raise ValueError(f"theta must be (layers, qubits, rotations), got {tuple(theta.shape)}")
+    if needs_graph(inputs, scale, theta):
+        out: torch.Tensor = CompiledCircuit.apply(inputs, scale, theta, circuit)
+        return out
+    x, s, t = wrap_all(OPS, inputs, scale, theta)
+    values, _ = compiled_values(make_plan(circuit), make_schedule(circuit), x, s, t, False)
+    return OPS.unwrap(values, inputs)
+
+
+def takes(circuit: Circuit, per_sample: bool) -> bool:
+    """The frame path's circuits, when Numba is installed."""
+    return kernels.AVAILABLE and frame.takes(circuit, per_sample)

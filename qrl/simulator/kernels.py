@@ -1,0 +1,308 @@
+"""Numba kernels of the compiled path: one call per step of a circuit's schedule.
+
+A batch of states is held as two real arrays, the real and the imaginary parts, each of
+shape (2^n, batch) with the batch innermost, so that every loop over the batch is a
+contiguous, vectorisable loop of real arithmetic (complex arithmetic in Numba does not
+vectorise). Wire q is bit n-1-q of the amplitude index, as everywhere in the simulator.
+
+Every kernel takes float32 or float64 arrays (Numba compiles one version per dtype on first
+use and caches it on disk). A phase over the wires is the product of two half tables, one per
+half of the wires, each built wire by wire from cos(phi / 2) and sin(phi / 2) (computed by
+NumPy's vectorised functions): no trigonometry inside the kernels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+try:
+    import numba
+except ImportError:  # the compiled path is optional: pip install "qrl-quantum-rl[fast]"
+    numba = None  # type: ignore[assignment]
+
+AVAILABLE = numba is not None
+
+
+def _jit(func: Any) -> Any:
+    if numba is None:
+        return func
+    return numba.njit(cache=True, fastmath=True, error_model="numpy")(func)
+
+
+@_jit
+def _half_table(cos: Any, sin: Any, first: int, count: int, sign: float) -> tuple[Any, Any]:
+    """T[h, b] = prod over wires q in [first, first + count) of exp(-i sign / 2 z_q(h) phi_q):
+    real and imaginary parts (2^count, batch), h running over those wires' bits (wire first
+    the highest), built wire by wire from cos(phi / 2) and sin(phi / 2)."""
+    batch = cos.shape[1]
+    t_re = np.ones((1, batch), dtype=cos.dtype)
+    t_im = np.zeros((1, batch), dtype=cos.dtype)
+    for q in range(first, first + count):
+        m = t_re.shape[0]
+        n_re = np.empty((2 * m, batch), dtype=cos.dtype)
+        n_im = np.empty((2 * m, batch), dtype=cos.dtype)
+        for h in range(m):
+            for b in range(batch):
+                c, s = cos[q, b], sign * sin[q, b]
+                r, i = t_re[h, b], t_im[h, b]
+                n_re[2 * h, b] = r * c + i * s  # bit 0, z = +1: times (c - i s)
+                n_im[2 * h, b] = i * c - r * s
+                n_re[2 * h + 1, b] = r * c - i * s  # bit 1, z = -1: times (c + i s)
+                n_im[2 * h + 1, b] = i * c + r * s
+        t_re, t_im = n_re, n_im
+    return t_re, t_im
+
+
+@_jit
+def phase(re: Any, im: Any, cos: Any, sin: Any, sign: float) -> None:
+    """Multiply amplitude j of sample b by exp(-i sign / 2 sum_q z_q(j) phi[q, b]), in place.
+
+    :param re: real parts (2^n, batch)
+    :param im: imaginary parts, the same shape
+    :param cos: cos(phi / 2), (n, batch)
+    :param sin: sin(phi / 2), (n, batch)
+    :param sign: 1 for the phase, -1 for its conjugate
+    """
+    n, batch = cos.shape
+    a = (n + 1) // 2
+    low_bits = n - a
+    h_re, h_im = _half_table(cos, sin, 0, a, sign)
+    l_re, l_im = _half_table(cos, sin, a, low_bits, sign)
+    mask = (1 << low_bits) - 1
+    for j in range(re.shape[0]):
+        h = j >> low_bits
+        lo = j & mask
+        for b in range(batch):
+            pr = h_re[h, b] * l_re[lo, b] - h_im[h, b] * l_im[lo, b]
+            pi = h_re[h, b] * l_im[lo, b] + h_im[h, b] * l_re[lo, b]
+            xr = re[j, b]
+            xi = im[j, b]
+            re[j, b] = pr * xr - pi * xi
+            im[j, b] = pr * xi + pi * xr
+
+
+@_jit
+def phase_backward(lam_re: Any, lam_im: Any, out_re: Any, out_im: Any, cos: Any, sin: Any) -> Any:
+    """The gradient of a phase step's angles, d_phi[q, b] = sum_j z_q(j) Im(conj(lam_j) out_j),
+    then lambda taken back through the step (times the conjugate phase), in place.
+
+    :param lam_re: real parts of lambda after the step (2^n, batch)
+    :param lam_im: its imaginary parts
+    :param out_re: real parts of the state after the step
+    :param out_im: its imaginary parts
+    :param cos: cos(phi / 2) of the step's angles phi (n, batch)
+    :param sin: sin(phi / 2)
+    :return: d_phi (n, batch)
+    """
+    n, batch = cos.shape
+    a = (n + 1) // 2
+    low_bits = n - a
+    mask = (1 << low_bits) - 1
+    rows = np.zeros((1 << a, batch), dtype=cos.dtype)
+    cols = np.zeros((1 << low_bits, batch), dtype=cos.dtype)
+    for j in range(lam_re.shape[0]):
+        h = j >> low_bits
+        lo = j & mask
+        for b in range(batch):
+            w = lam_re[j, b] * out_im[j, b] - lam_im[j, b] * out_re[j, b]
+            rows[h, b] += w
+            cols[lo, b] += w
+    grad = np.zeros((n, batch), dtype=cos.dtype)
+    for h in range(1 << a):
+        for k in range(a):
+            z = 1.0 - 2.0 * ((h >> (a - 1 - k)) & 1)
+            for b in range(batch):
+                grad[k, b] += z * rows[h, b]
+    for lo in range(1 << low_bits):
+        for k in range(low_bits):
+            z = 1.0 - 2.0 * ((lo >> (low_bits - 1 - k)) & 1)
+            for b in range(batch):
+                grad[a + k, b] += z * cols[lo, b]
+    phase(lam_re, lam_im, cos, sin, -1.0)
+    return grad
+
+
+@_jit
+def wires(re: Any, im: Any, u_re: Any, u_im: Any) -> None:
+    """Apply U_0 x U_1 x ... x U_{n-1}, one 2x2 unitary per wire shared by the batch, in place.
+
+    :param re: real parts (2^n, batch)
+    :param im: imaginary parts
+    :param u_re: real parts of the unitaries' entries (n, 4): u00, u01, u10, u11
+    :param u_im: their imaginary parts
+    """
+    dim, batch = re.shape
+    n = u_re.shape[0]
+    for q in range(n):
+        bit = 1 << (n - 1 - q)
+        ar, ai, br, bi = u_re[q, 0], u_im[q, 0], u_re[q, 1], u_im[q, 1]
+        cr, ci, dr, di = u_re[q, 2], u_im[q, 2], u_re[q, 3], u_im[q, 3]
+        for top in range(0, dim, 2 * bit):
+            for j in range(top, top + bit):
+                k = j + bit
+                for b in range(batch):
+                    x0r, x0i, x1r, x1i = re[j, b], im[j, b], re[k, b], im[k, b]
+                    re[j, b] = ar * x0r - ai * x0i + br * x1r - bi * x1i
+                    im[j, b] = ar * x0i + ai * x0r + br * x1i + bi * x1r
+                    re[k, b] = cr * x0r - ci * x0i + dr * x1r - di * x1i
+                    im[k, b] = cr * x0i + ci * x0r + dr * x1i + di * x1r
+
+
+@_jit
+def wire_traces(psi_re: Any, psi_im: Any, lam_re: Any, lam_im: Any) -> Any:
+    """tau_q[c, e] = sum over the batch and the other wires of psi[j_c] conj(lam[j_e]), j_c
+    the index with bit q equal to c: the partial trace onto each wire of sum_b psi lam^H.
+
+    :return: real and imaginary parts stacked, (2, n, 2, 2)
+    """
+    dim, batch = psi_re.shape
+    n = 0
+    while (1 << n) < dim:
+        n += 1
+    out = np.zeros((2, n, 2, 2), dtype=psi_re.dtype)
+    for q in range(n):
+        bit = 1 << (n - 1 - q)
+        acc = np.zeros(8, dtype=psi_re.dtype)
+        for top in range(0, dim, 2 * bit):
+            for j in range(top, top + bit):
+                k = j + bit
+                r00 = i00 = r01 = i01 = r10 = i10 = r11 = i11 = psi_re[0, 0] * 0
+                for b in range(batch):
+                    p0r, p0i, p1r, p1i = psi_re[j, b], psi_im[j, b], psi_re[k, b], psi_im[k, b]
+                    l0r, l0i, l1r, l1i = lam_re[j, b], lam_im[j, b], lam_re[k, b], lam_im[k, b]
+                    r00 += p0r * l0r + p0i * l0i
+                    i00 += p0i * l0r - p0r * l0i
+                    r01 += p0r * l1r + p0i * l1i
+                    i01 += p0i * l1r - p0r * l1i
+                    r10 += p1r * l0r + p1i * l0i
+                    i10 += p1i * l0r - p1r * l0i
+                    r11 += p1r * l1r + p1i * l1i
+                    i11 += p1i * l1r - p1r * l1i
+                acc[0] += r00
+                acc[1] += i00
+                acc[2] += r01
+                acc[3] += i01
+                acc[4] += r10
+                acc[5] += i10
+                acc[6] += r11
+                acc[7] += i11
+        for c in range(2):
+            for e in range(2):
+                out[0, q, c, e] = acc[4 * c + 2 * e]
+                out[1, q, c, e] = acc[4 * c + 2 * e + 1]
+    return out
+
+
+@_jit
+def gather(re: Any, im: Any, source: Any, ph_re: Any, ph_im: Any) -> Any:
+    """new[i, b] = ph[i] old[source[i], b]: a permutation with phases (an entangler in its
+    frame), into new arrays.
+
+    :return: the new real and imaginary parts, stacked (2, 2^n, batch)
+    """
+    dim, batch = re.shape
+    out = np.empty((2, dim, batch), dtype=re.dtype)
+    for i in range(dim):
+        s = source[i]
+        pr, pi = ph_re[i], ph_im[i]
+        for b in range(batch):
+            xr, xi = re[s, b], im[s, b]
+            out[0, i, b] = pr * xr - pi * xi
+            out[1, i, b] = pr * xi + pi * xr
+    return out
+
+
+@_jit
+def readout(re: Any, im: Any, n: int) -> Any:
+    """<X~_q>, <Y~_q>, <Z~_q> of every wire in the state's frame: (3, n, batch).
+
+    <Z~_q> sums |psi_j|^2 z_q(j); <X~_q> + i <Y~_q> = 2 sum conj(psi_j) psi_j', j' = j with
+    bit q set, over the j with bit q clear.
+    """
+    dim, batch = re.shape
+    out = np.zeros((3, n, batch), dtype=re.dtype)
+    a = (n + 1) // 2
+    low_bits = n - a
+    mask = (1 << low_bits) - 1
+    rows = np.zeros((1 << a, batch), dtype=re.dtype)
+    cols = np.zeros((1 << low_bits, batch), dtype=re.dtype)
+    for j in range(dim):
+        h = j >> low_bits
+        lo = j & mask
+        for b in range(batch):
+            p = re[j, b] * re[j, b] + im[j, b] * im[j, b]
+            rows[h, b] += p
+            cols[lo, b] += p
+    for h in range(1 << a):
+        for k in range(a):
+            z = 1.0 - 2.0 * ((h >> (a - 1 - k)) & 1)
+            for b in range(batch):
+                out[2, k, b] += z * rows[h, b]
+    for lo in range(1 << low_bits):
+        for k in range(low_bits):
+            z = 1.0 - 2.0 * ((lo >> (low_bits - 1 - k)) & 1)
+            for b in range(batch):
+                out[2, a + k, b] += z * cols[lo, b]
+    for q in range(n):
+        bit = 1 << (n - 1 - q)
+        for top in range(0, dim, 2 * bit):
+            for j in range(top, top + bit):
+                k = j + bit
+                for b in range(batch):
+                    x0r, x0i, x1r, x1i = re[j, b], im[j, b], re[k, b], im[k, b]
+                    out[0, q, b] += 2 * (x0r * x1r + x0i * x1i)
+                    out[1, q, b] += 2 * (x0r * x1i - x0i * x1r)
+    return out
+
+
+@_jit
+def readout_backward(re: Any, im: Any, g: Any) -> Any:
+    """lambda = sum_q (gX X + gY Y + gZ Z on wire q) psi, per sample, for the gradient g of
+    the frame's expectation values.
+
+    :param g: (3, n, batch): the gradient of <X~_q>, <Y~_q>, <Z~_q>
+    :return: real and imaginary parts of lambda, stacked (2, 2^n, batch)
+    """
+    dim, batch = re.shape
+    n = g.shape[1]
+    out = np.zeros((2, dim, batch), dtype=re.dtype)
+    for q in range(n):
+        bit = 1 << (n - 1 - q)
+        for top in range(0, dim, 2 * bit):
+            for j in range(top, top + bit):
+                k = j + bit
+                for b in range(batch):
+                    gx, gy, gz = g[0, q, b], g[1, q, b], g[2, q, b]
+                    x0r, x0i, x1r, x1i = re[j, b], im[j, b], re[k, b], im[k, b]
+                    out[0, j, b] += gz * x0r + gx * x1r + gy * x1i
+                    out[1, j, b] += gz * x0i + gx * x1i - gy * x1r
+                    out[0, k, b] += gx * x0r - gy * x0i - gz * x1r
+                    out[1, k, b] += gx * x0i + gy * x0r - gz * x1i
+    return out
+
+
+def compile_all(dtype: Any = np.float32) -> float:
+    """Compile (or load from Numba's cache) every kernel for one dtype.
+
+    :return: the seconds it took
+    """
+    import time
+
+    start = time.perf_counter()
+    re = np.ones((4, 2), dtype=dtype)
+    im = np.zeros((4, 2), dtype=dtype)
+    phi = np.zeros((2, 2), dtype=dtype)
+    u = np.zeros((2, 4), dtype=dtype)
+    phase(re, im, phi, phi, 1.0)
+    phase_backward(re, im, re, im, phi, phi)
+    wires(re, im, u, u)
+    wire_traces(re, im, re, im)
+    gather(re, im, np.arange(4), np.ones(4, dtype=dtype), np.zeros(4, dtype=dtype))
+    readout(re, im, 2)
+    readout_backward(re, im, np.zeros((3, 2, 2), dtype=dtype))
+    return time.perf_counter() - start
+
+
+__all__ = ["AVAILABLE", "compile_all"]
