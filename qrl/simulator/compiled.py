@@ -83,10 +83,24 @@ def _make_gather(step: Monomial, dtype: Any, inverse: bool) -> tuple[np.ndarray,
     return source, np.ascontiguousarray(ph.real, dtype), np.ascontiguousarray(ph.imag, dtype)
 
 
+def _shared_tables(step: Shared, dtype: Any) -> tuple[np.ndarray, ...]:
+    """A shared step's positions, axes, and frame changes (4,) in the complex dtype."""
+    return _cached(step, dtype, False, _make_shared)
+
+
+def _make_shared(step: Shared, dtype: Any, _: bool) -> tuple[np.ndarray, ...]:
+    complex_ = np.result_type(dtype, np.complex64)
+    return (
+        np.asarray(step.positions, dtype=np.int64),
+        np.asarray(step.axes, dtype=np.int64),
+        np.ascontiguousarray(step.left.reshape(4), complex_),
+        np.ascontiguousarray(step.right.reshape(4), complex_),
+    )
+
+
 def _split(u: np.ndarray, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Real and imaginary parts of per-wire unitaries (n, 2, 2) as (n, 4) arrays."""
-    flat = u.reshape(u.shape[0], 4)
-    return np.ascontiguousarray(flat.real, dtype), np.ascontiguousarray(flat.imag, dtype)
+    """Real and imaginary parts of per-wire unitaries (n, 4)."""
+    return np.ascontiguousarray(u.real, dtype), np.ascontiguousarray(u.imag, dtype)
 
 
 def compiled_values(
@@ -100,6 +114,8 @@ def compiled_values(
     re = np.repeat(start_re, batch, axis=1)
     im = np.repeat(start_im, batch, axis=1)
     matrices = frame.gate_matrices(OPS, schedule, angles)
+    if matrices is not None:
+        matrices = np.ascontiguousarray(matrices.reshape(*matrices.shape[:2], 4))
     tape: list[tuple[Any, ...]] = []
     for step in schedule.steps:
         if isinstance(step, Phase):
@@ -108,9 +124,10 @@ def compiled_values(
             kernels.phase(re, im, cos, sin, 1.0)
             tape.append((cos, sin, re.copy(), im.copy()) if record else ())
         elif isinstance(step, Shared):
-            u, gates = frame.unitaries(OPS, step, matrices, angles)
-            kernels.wires(re, im, *_split(u, dtype))
-            tape.append((gates, u, re.copy(), im.copy()) if record else ())
+            positions, _, left, right = _shared_tables(step, dtype)
+            u = _split(kernels.shared_unitaries(matrices, positions, left, right), dtype)
+            kernels.wires(re, im, *u, False)
+            tape.append((u, re.copy(), im.copy()) if record else ())
         else:
             re, im = kernels.gather(re, im, *_gather_tables(step, dtype, False))
             tape.append(())
@@ -118,13 +135,13 @@ def compiled_values(
     rotation = schedule.readout.astype(dtype)  # (observables, 3)
     values = (rotation @ tilde.reshape(3, -1)).reshape(-1, schedule.n, batch)
     out = np.ascontiguousarray(values.transpose(2, 1, 0).reshape(batch, -1))
-    return out, (angles, tape, re, im)
+    return out, (angles, matrices, tape, re, im)
 
 
 def compiled_backward(schedule: Schedule, saved: Any, grad: np.ndarray) -> tuple[Any, Any]:
     """Gradients of the angles: of per-sample rows (rows, n, batch), and of shared rows
     summed over the batch (rows, n)."""
-    angles, tape, re, im = saved
+    angles, matrices, tape, re, im = saved
     rows, n, batch = angles.shape
     dtype = angles.dtype
     rotation = schedule.readout.astype(dtype)
@@ -139,11 +156,13 @@ def compiled_backward(schedule: Schedule, saved: Any, grad: np.ndarray) -> tuple
             for r in step.rows:
                 d_angles[r] = d_phi
         elif isinstance(step, Shared):
-            gates, u, out_re, out_im = record
+            u, out_re, out_im = record
             parts = kernels.wire_traces(out_re, out_im, lam_re, lam_im)
-            tau = parts[0] + 1j * parts[1]
-            frame.shared_gradients(OPS, step, gates, tau, d_shared, angles)
-            kernels.wires(lam_re, lam_im, *_split(u.conj().swapaxes(-1, -2), dtype))
+            tau = (parts[0] + 1j * parts[1]).reshape(n, 4)
+            positions, axes, left, _ = _shared_tables(step, dtype)
+            values = kernels.shared_gradients(matrices, positions, axes, left, tau)
+            d_shared[list(step.rows)] = values
+            kernels.wires(lam_re, lam_im, *u, True)
         else:
             lam_re, lam_im = kernels.gather(lam_re, lam_im, *_gather_tables(step, dtype, True))
     return d_angles, d_shared

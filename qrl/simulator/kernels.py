@@ -125,13 +125,15 @@ def phase_backward(lam_re: Any, lam_im: Any, out_re: Any, out_im: Any, cos: Any,
 
 
 @_jit
-def wires(re: Any, im: Any, u_re: Any, u_im: Any) -> None:
-    """Apply U_0 x U_1 x ... x U_{n-1}, one 2x2 unitary per wire shared by the batch, in place.
+def wires(re: Any, im: Any, u_re: Any, u_im: Any, adjoint: bool) -> None:
+    """Apply U_0 x U_1 x ... x U_{n-1}, one 2x2 unitary per wire shared by the batch, or the
+    adjoints U_q^H, in place.
 
     :param re: real parts (2^n, batch)
     :param im: imaginary parts
     :param u_re: real parts of the unitaries' entries (n, 4): u00, u01, u10, u11
     :param u_im: their imaginary parts
+    :param adjoint: apply U_q^H instead
     """
     dim, batch = re.shape
     n = u_re.shape[0]
@@ -139,6 +141,9 @@ def wires(re: Any, im: Any, u_re: Any, u_im: Any) -> None:
         bit = 1 << (n - 1 - q)
         ar, ai, br, bi = u_re[q, 0], u_im[q, 0], u_re[q, 1], u_im[q, 1]
         cr, ci, dr, di = u_re[q, 2], u_im[q, 2], u_re[q, 3], u_im[q, 3]
+        if adjoint:  # conj(u00), conj(u10); conj(u01), conj(u11)
+            ai, di = -ai, -di
+            br, bi, cr, ci = cr, -ci, br, -bi
         for top in range(0, dim, 2 * bit):
             for j in range(top, top + bit):
                 k = j + bit
@@ -283,6 +288,75 @@ def readout_backward(re: Any, im: Any, g: Any) -> Any:
     return out
 
 
+@_jit
+def _mul2(a: Any, b: Any) -> Any:
+    """The product of two 2x2 matrices given as 4 entries (row-major)."""
+    out = np.empty(4, dtype=a.dtype)
+    out[0] = a[0] * b[0] + a[1] * b[2]
+    out[1] = a[0] * b[1] + a[1] * b[3]
+    out[2] = a[2] * b[0] + a[3] * b[2]
+    out[3] = a[2] * b[1] + a[3] * b[3]
+    return out
+
+
+@_jit
+def shared_unitaries(matrices: Any, positions: Any, left: Any, right: Any) -> Any:
+    """Per wire, U = left G_last ... G_first right of a shared step (complex).
+
+    :param matrices: the gates of every shared row (rows, n, 4), entries row-major
+    :param positions: the step's rows among them, in the order applied
+    :param left: the frame change after the gates (4,)
+    :param right: the frame change before them (4,)
+    :return: (n, 4)
+    """
+    n = matrices.shape[1]
+    out = np.empty((n, 4), dtype=matrices.dtype)
+    for q in range(n):
+        u = right.copy()
+        for p in positions:
+            u = _mul2(matrices[p, q], u)
+        out[q] = _mul2(left, u)
+    return out
+
+
+@_jit
+def shared_gradients(matrices: Any, positions: Any, axes: Any, left: Any, tau: Any) -> Any:
+    """The gradient of every gate angle of a shared step, Im Tr(sigma A^H tau A), A the
+    product of what follows the gate (left G_last ... G_after), per wire.
+
+    :param matrices: the gates of every shared row (rows, n, 4)
+    :param positions: the step's rows among them, in the order applied
+    :param axes: each row's rotation axis (0, 1, 2 for x, y, z; 3, a Hadamard: no angle)
+    :param left: the frame change after the gates (4,)
+    :param tau: the partial traces tau_q of sum_b psi lambda^H after the step (n, 4)
+    :return: (len(positions), n)
+    """
+    k = len(positions)
+    n = matrices.shape[1]
+    out = np.zeros((k, n), dtype=tau.real.dtype)
+    for q in range(n):
+        a = left.copy()
+        for i in range(k - 1, -1, -1):
+            # m = A^H tau A
+            ah = np.empty(4, dtype=a.dtype)
+            ah[0], ah[1], ah[2], ah[3] = (
+                a[0].conjugate(),
+                a[2].conjugate(),
+                a[1].conjugate(),
+                a[3].conjugate(),
+            )
+            m = _mul2(ah, _mul2(tau[q], a))
+            axis = axes[i]
+            if axis == 0:
+                out[i, q] = (m[1] + m[2]).imag
+            elif axis == 1:
+                out[i, q] = (1j * m[1] - 1j * m[2]).imag
+            elif axis == 2:
+                out[i, q] = (m[0] - m[3]).imag
+            a = _mul2(a, matrices[positions[i], q])
+    return out
+
+
 def compile_all(dtype: Any = np.float32) -> float:
     """Compile (or load from Numba's cache) every kernel for one dtype.
 
@@ -297,11 +371,15 @@ def compile_all(dtype: Any = np.float32) -> float:
     u = np.zeros((2, 4), dtype=dtype)
     phase(re, im, phi, phi, 1.0)
     phase_backward(re, im, re, im, phi, phi)
-    wires(re, im, u, u)
+    wires(re, im, u, u, False)
     wire_traces(re, im, re, im)
     gather(re, im, np.arange(4), np.ones(4, dtype=dtype), np.zeros(4, dtype=dtype))
     readout(re, im, 2)
     readout_backward(re, im, np.zeros((3, 2, 2), dtype=dtype))
+    c = np.ones((1, 2, 4), dtype=np.result_type(dtype, np.complex64))
+    index = np.zeros(1, dtype=np.int64)
+    shared_unitaries(c, index, c[0, 0], c[0, 0])
+    shared_gradients(c, index, index, c[0, 0], c[0])
     return time.perf_counter() - start
 
 
