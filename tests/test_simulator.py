@@ -100,14 +100,14 @@ def test_float32_gradients(name, kernels_):
         torch.testing.assert_close(g.double(), r, atol=5e-5, rtol=0)
 
 
-@pytest.mark.parametrize("force_torch", [False, True], ids=["numpy", "torch"])
+@pytest.mark.parametrize("kernels_", KERNELS)
 @pytest.mark.parametrize("name", ["unentangled", "entangled"])
-def test_per_sample_theta_gradients(name, force_torch):
+def test_per_sample_theta_gradients(name, kernels_):
     """theta with a batch dimension (the fast weight programmer's angles): gradients per sample."""
     circuit, weights, inputs = _case(name, 4, {"entangler": "cz"} if name == "entangled" else {})
     theta = torch.randn(6, *circuit.weight_shapes["theta"], dtype=torch.float64)
     batched = {"theta": theta.requires_grad_(), "input_scale": weights["input_scale"]}
-    out, grads = _outputs_and_grads(TorchSimulator(force_torch), circuit, batched, inputs)
+    out, grads = _outputs_and_grads(_simulator(kernels_), circuit, batched, inputs)
     ref, ref_grads = _outputs_and_grads(make_executor("default.qubit"), circuit, batched, inputs)
     torch.testing.assert_close(out, ref, atol=1e-9, rtol=0)
     for g, r in zip(grads, ref_grads, strict=True):
@@ -136,7 +136,7 @@ def test_product_and_state_vector_paths_agree():
     [
         ("unentangled", "ProductCircuit", False),
         ("entangled", "CompiledCircuit" if kernels.AVAILABLE else "FrameCircuit", False),
-        ("entangled", "StateVectorCircuit", True),
+        ("entangled", "CompiledCircuit" if kernels.AVAILABLE else "StateVectorCircuit", True),
     ],
 )
 def test_inference_records_nothing(name, node, per_sample):
@@ -250,6 +250,30 @@ def test_without_numba_the_frame_path_runs(monkeypatch):
     assert type(out.grad_fn).__name__ == "FrameCircuitBackward"
     out = TorchSimulator()(circuit, inputs, weights)
     assert type(out.grad_fn).__name__ == "FrameCircuitBackward"
+    theta = torch.randn(3, *circuit.weight_shapes["theta"], dtype=torch.float64)
+    out = run_compiled(circuit, inputs, weights["input_scale"], theta.requires_grad_())
+    assert type(out.grad_fn).__name__ == "StateVectorCircuitBackward"
+
+
+@needs_numba
+@pytest.mark.parametrize(("n_qubits", "options"), FRAME_CASES)
+def test_compiled_per_sample_weights_match_general_path(n_qubits, options):
+    """One set of weights per sample (fast weights) on the compiled path against the general
+    state-vector path: values and every gradient."""
+    circuit, weights, inputs = _case("entangled", n_qubits, options, batch=5, seed=n_qubits)
+    scale = weights.get("input_scale")
+    gen = torch.Generator().manual_seed(1)
+    theta = torch.randn(5, *circuit.weight_shapes["theta"], generator=gen, dtype=torch.float64)
+    tensors = [t for t in (inputs, scale, theta.requires_grad_()) if t is not None]
+    out = run_compiled(circuit, inputs, scale, theta)
+    ref = run_statevector(circuit, inputs, scale, theta)
+    assert type(out.grad_fn).__name__ == "CompiledCircuitBackward"
+    mix = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
+    grads = torch.autograd.grad((out * mix).sum(), tensors)
+    ref_grads = torch.autograd.grad((ref * mix).sum(), tensors)
+    torch.testing.assert_close(out, ref, atol=1e-11, rtol=0)
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, atol=1e-10, rtol=0)
 
 
 @needs_numba
@@ -257,7 +281,8 @@ def test_compiled_path_takes_the_frame_paths_circuits():
     circuit = make_circuit("entangled", 5, entangler="cz", pattern="brick")
     assert route(circuit, False) == "compiled"
     assert route(circuit, False, ("compiled",)) == "frame"
-    assert route(circuit, True) == "statevector"
+    assert route(circuit, True) == "compiled"  # one set of weights per sample
+    assert route(circuit, True, ("compiled",)) == "statevector"
     assert kernels.compile_all() < 60  # compiled once, then loaded from Numba's cache
 
 

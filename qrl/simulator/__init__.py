@@ -6,6 +6,9 @@ a few thousand), where the cost of each array call, not arithmetic, dominates:
 - :mod:`~qrl.simulator.plan`: index tables per circuit; all angles gathered in a few calls;
 - :mod:`~qrl.simulator.product`: circuits without two-qubit gates as Bloch vectors, with a
   closed-form backward pass (one autograd node for the whole circuit);
+- :mod:`~qrl.simulator.compiled`: entangling circuits, weights shared or per sample, on the
+  frame path's schedule, one compiled kernel (:mod:`~qrl.simulator.kernels`, Numba: the
+  optional extra ``fast``) per step;
 - :mod:`~qrl.simulator.frame`: entangling circuits whose weights the batch shares (every
   policy circuit): encodings as diagonal phases in a moving frame, the shared gates as
   batch-folded matrix products;

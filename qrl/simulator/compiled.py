@@ -1,21 +1,24 @@
-"""The frame path's schedule run by compiled kernels: one Numba call per step.
+"""Entangling circuits run by compiled kernels: one Numba call per step of the frame schedule.
 
-The circuits of :mod:`~qrl.simulator.frame` (entangling, weights shared by the batch), the
-same schedule (encodings as phases in a moving frame, the shared gates as one unitary per
-wire, entanglers as permutations with phases), run by the kernels of
-:mod:`~qrl.simulator.kernels` on the state's real and imaginary parts instead of a few hundred
-small NumPy calls. Each wire's unitary is applied on its own (two complex products per
+Entangling circuits of fast-path gates, with weights shared by the batch (every policy
+circuit: the frame path's circuits) or one set per sample (the fast weight programmer), on
+the schedule of :mod:`~qrl.simulator.frame` (encodings as phases in a moving frame, the
+shared gates as one unitary per wire, entanglers as permutations with phases), run by the
+kernels of :mod:`~qrl.simulator.kernels` on the state's real and imaginary parts instead of a
+few hundred small NumPy calls. Each wire's unitary is applied on its own (two complex products per
 amplitude and wire, vectorised over the batch) rather than as Kronecker products of groups.
 The state starts as the full product state, so every step, the first layer's included, is
 one kernel call, and the backward pass mirrors the forward pass step by step:
 
 - a phase step: the angles' gradient and lambda times the conjugate phase in one call;
 - a shared step: the partial traces tau_q of sum_b psi lambda^H in one call, the gradient of
-  each gate from them (:func:`~qrl.simulator.frame.shared_gradients`), lambda through U^H;
+  each gate from them, lambda through U^H (with per-sample weights: the unitaries, traces and
+  gradients per sample);
 - an entangler: the inverse permutation.
 
 Numba is an optional dependency (``pip install "qrl-quantum-rl[fast]"``): without it, or for
-tensors off the CPU, :func:`run_compiled` is the frame path.
+tensors off the CPU, :func:`run_compiled` is the frame path (the state-vector path for
+per-sample weights).
 """
 
 from __future__ import annotations
@@ -26,10 +29,10 @@ import numpy as np
 import torch
 
 from qrl.circuits import Circuit
-from qrl.simulator import frame, kernels
+from qrl.simulator import frame, kernels, statevector
 from qrl.simulator.backend import NumpyOps, needs_graph, ops_for, unwrap_all, wrap_all
 from qrl.simulator.frame import Monomial, Phase, Schedule, Shared, make_schedule
-from qrl.simulator.plan import Plan, assemble, assemble_backward, make_plan
+from qrl.simulator.plan import Plan, assemble, assemble_backward, fast_path_takes, make_plan
 
 OPS = NumpyOps
 
@@ -98,8 +101,25 @@ def _make_shared(step: Shared, dtype: Any, _: bool) -> tuple[np.ndarray, ...]:
     )
 
 
+def _gate_matrices(schedule: Schedule, angles: np.ndarray, per_sample: bool) -> Any:
+    """exp(-i angle / 2 n.sigma) of every shared row, entries row-major: (rows, n, 4), or
+    (rows, n, batch, 4) with one set of weights per sample."""
+    if not per_sample:
+        shared = frame.gate_matrices(OPS, schedule, angles)
+        return (
+            None if shared is None else np.ascontiguousarray(shared.reshape(*shared.shape[:2], 4))
+        )
+    if not schedule.shared_rows:
+        return None
+    half = angles[list(schedule.shared_rows)][..., None] * 0.5  # (rows, n, batch, 1)
+    complex_ = np.result_type(angles.dtype, np.complex64)
+    gate_cos = schedule.gate_cos.astype(complex_)[:, :, None, :]  # (rows, 1, 1, 4)
+    gate_sin = schedule.gate_sin.astype(complex_)[:, :, None, :]
+    return np.ascontiguousarray(gate_cos * np.cos(half) + gate_sin * np.sin(half))
+
+
 def _split(u: np.ndarray, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Real and imaginary parts of per-wire unitaries (n, 4)."""
+    """Real and imaginary parts of per-wire unitaries, (n, 4) or (n, 4, batch)."""
     return np.ascontiguousarray(u.real, dtype), np.ascontiguousarray(u.imag, dtype)
 
 
@@ -113,9 +133,8 @@ def compiled_values(
     start_re, start_im = _start(schedule, dtype)
     re = np.repeat(start_re, batch, axis=1)
     im = np.repeat(start_im, batch, axis=1)
-    matrices = frame.gate_matrices(OPS, schedule, angles)
-    if matrices is not None:
-        matrices = np.ascontiguousarray(matrices.reshape(*matrices.shape[:2], 4))
+    per_sample = t.ndim == 4
+    matrices = _gate_matrices(schedule, angles, per_sample)
     tape: list[tuple[Any, ...]] = []
     for step in schedule.steps:
         if isinstance(step, Phase):
@@ -125,8 +144,12 @@ def compiled_values(
             tape.append((cos, sin, re.copy(), im.copy()) if record else ())
         elif isinstance(step, Shared):
             positions, _, left, right = _shared_tables(step, dtype)
-            u = _split(kernels.shared_unitaries(matrices, positions, left, right), dtype)
-            kernels.wires(re, im, *u, False)
+            if per_sample:
+                u = _split(kernels.sample_unitaries(matrices, positions, left, right), dtype)
+                kernels.sample_wires(re, im, *u, False)
+            else:
+                u = _split(kernels.shared_unitaries(matrices, positions, left, right), dtype)
+                kernels.wires(re, im, *u, False)
             tape.append((u, re.copy(), im.copy()) if record else ())
         else:
             re, im = kernels.gather(re, im, *_gather_tables(step, dtype, False))
@@ -157,12 +180,19 @@ def compiled_backward(schedule: Schedule, saved: Any, grad: np.ndarray) -> tuple
                 d_angles[r] = d_phi
         elif isinstance(step, Shared):
             u, out_re, out_im = record
-            parts = kernels.wire_traces(out_re, out_im, lam_re, lam_im)
-            tau = (parts[0] + 1j * parts[1]).reshape(n, 4)
             positions, axes, left, _ = _shared_tables(step, dtype)
-            values = kernels.shared_gradients(matrices, positions, axes, left, tau)
-            d_shared[list(step.rows)] = values
-            kernels.wires(lam_re, lam_im, *u, True)
+            if matrices.ndim == 4:  # one set of weights per sample
+                parts = kernels.sample_traces(out_re, out_im, lam_re, lam_im)
+                tau = parts[0] + 1j * parts[1]  # (n, 4, batch)
+                values = kernels.sample_gradients(matrices, positions, axes, left, tau)
+                d_angles[list(step.rows)] = values
+                kernels.sample_wires(lam_re, lam_im, *u, True)
+            else:
+                parts = kernels.wire_traces(out_re, out_im, lam_re, lam_im)
+                tau = (parts[0] + 1j * parts[1]).reshape(n, 4)
+                values = kernels.shared_gradients(matrices, positions, axes, left, tau)
+                d_shared[list(step.rows)] = values
+                kernels.wires(lam_re, lam_im, *u, True)
         else:
             lam_re, lam_im = kernels.gather(lam_re, lam_im, *_gather_tables(step, dtype, True))
     return d_angles, d_shared
@@ -190,7 +220,8 @@ class CompiledCircuit(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
         x, s, t = ctx.arrays
         d_angles, d_shared = compiled_backward(ctx.schedule, ctx.saved, OPS.wrap(grad))
-        grads = assemble_backward(OPS, ctx.plan, d_angles, x, s, t, shared=d_shared)
+        shared = None if t.ndim == 4 else d_shared
+        grads = assemble_backward(OPS, ctx.plan, d_angles, x, s, t, shared=shared)
         return (*unwrap_all(OPS, grads, grad), None)
 
 
@@ -212,9 +243,13 @@ def run_compiled(
     :param force_torch: run the frame path's kernels on PyTorch tensors
     """
     if not kernels.AVAILABLE or ops_for(inputs, force_torch) is not NumpyOps:
-        return frame.run_frame(circuit, inputs, scale, theta, force_torch)
-    if theta.ndim != 3:
-        raise ValueError(f"theta must be (layers, qubits, rotations), got {tuple(theta.shape)}")
+        run = statevector.run_statevector if theta.ndim == 4 else frame.run_frame
+        return run(circuit, inputs, scale, theta, force_torch)
+    if theta.ndim not in (3, 4):
+        raise ValueError(
+            f"theta must be (layers, qubits, rotations) or (batch, layers, qubits, rotations),"
+            f" got {tuple(theta.shape)}"
+        )
     if needs_graph(inputs, scale, theta):
         out: torch.Tensor = CompiledCircuit.apply(inputs, scale, theta, circuit)
         return out
@@ -224,5 +259,7 @@ def run_compiled(
 
 
 def takes(circuit: Circuit, per_sample: bool) -> bool:
-    """The frame path's circuits, when Numba is installed."""
-    return kernels.AVAILABLE and frame.takes(circuit, per_sample)
+    """Entangling circuits of fast-path gates (see
+    :func:`~qrl.simulator.plan.fast_path_takes`), with weights shared by the batch or one set
+    per sample, when Numba is installed."""
+    return kernels.AVAILABLE and circuit.entangling and fast_path_takes(circuit)

@@ -35,8 +35,9 @@ it:
   gradient per wire (lambda contracted with the other wires' vectors), and the first
   layer's steps are undone wire by wire.
 
-Circuits with one set of weights per sample (the fast weight programmer) take the general
-path of :mod:`~qrl.simulator.statevector`.
+Circuits with one set of weights per sample (the fast weight programmer) take the compiled
+path (:mod:`~qrl.simulator.compiled`, which runs this schedule with Numba kernels), or without
+Numba the general path of :mod:`~qrl.simulator.statevector`.
 """
 
 from __future__ import annotations

@@ -357,6 +357,110 @@ def shared_gradients(matrices: Any, positions: Any, axes: Any, left: Any, tau: A
     return out
 
 
+@_jit
+def sample_wires(re: Any, im: Any, u_re: Any, u_im: Any, adjoint: bool) -> None:
+    """:func:`wires` with one unitary per wire and sample (per-sample weights), in place.
+
+    :param u_re: real parts of the entries (n, 4, batch): u00, u01, u10, u11
+    :param u_im: their imaginary parts
+    """
+    dim, batch = re.shape
+    n = u_re.shape[0]
+    sign = -1.0 if adjoint else 1.0
+    e01, e10 = (2, 1) if adjoint else (1, 2)
+    for q in range(n):
+        bit = 1 << (n - 1 - q)
+        ar, ai, br, bi = u_re[q, 0], u_im[q, 0], u_re[q, e01], u_im[q, e01]
+        cr, ci, dr, di = u_re[q, e10], u_im[q, e10], u_re[q, 3], u_im[q, 3]
+        for top in range(0, dim, 2 * bit):
+            for j in range(top, top + bit):
+                k = j + bit
+                for b in range(batch):
+                    x0r, x0i, x1r, x1i = re[j, b], im[j, b], re[k, b], im[k, b]
+                    a_i, b_i, c_i, d_i = sign * ai[b], sign * bi[b], sign * ci[b], sign * di[b]
+                    re[j, b] = ar[b] * x0r - a_i * x0i + br[b] * x1r - b_i * x1i
+                    im[j, b] = ar[b] * x0i + a_i * x0r + br[b] * x1i + b_i * x1r
+                    re[k, b] = cr[b] * x0r - c_i * x0i + dr[b] * x1r - d_i * x1i
+                    im[k, b] = cr[b] * x0i + c_i * x0r + dr[b] * x1i + d_i * x1r
+
+
+@_jit
+def sample_traces(psi_re: Any, psi_im: Any, lam_re: Any, lam_im: Any) -> Any:
+    """:func:`wire_traces` per sample: tau_q,b[c, e] = sum over the other wires of
+    psi[j_c, b] conj(lam[j_e, b]).
+
+    :return: real and imaginary parts stacked, (2, n, 4, batch)
+    """
+    dim, batch = psi_re.shape
+    n = 0
+    while (1 << n) < dim:
+        n += 1
+    out = np.zeros((2, n, 4, batch), dtype=psi_re.dtype)
+    for q in range(n):
+        bit = 1 << (n - 1 - q)
+        o = out[:, q]
+        for top in range(0, dim, 2 * bit):
+            for j in range(top, top + bit):
+                k = j + bit
+                for b in range(batch):
+                    p0r, p0i, p1r, p1i = psi_re[j, b], psi_im[j, b], psi_re[k, b], psi_im[k, b]
+                    l0r, l0i, l1r, l1i = lam_re[j, b], lam_im[j, b], lam_re[k, b], lam_im[k, b]
+                    o[0, 0, b] += p0r * l0r + p0i * l0i
+                    o[1, 0, b] += p0i * l0r - p0r * l0i
+                    o[0, 1, b] += p0r * l1r + p0i * l1i
+                    o[1, 1, b] += p0i * l1r - p0r * l1i
+                    o[0, 2, b] += p1r * l0r + p1i * l0i
+                    o[1, 2, b] += p1i * l0r - p1r * l0i
+                    o[0, 3, b] += p1r * l1r + p1i * l1i
+                    o[1, 3, b] += p1i * l1r - p1r * l1i
+    return out
+
+
+@_jit
+def sample_unitaries(matrices: Any, positions: Any, left: Any, right: Any) -> Any:
+    """:func:`shared_unitaries` per sample: matrices (rows, n, batch, 4) -> (n, 4, batch)."""
+    n, batch = matrices.shape[1], matrices.shape[2]
+    out = np.empty((n, 4, batch), dtype=matrices.dtype)
+    for q in range(n):
+        for b in range(batch):
+            u = right.copy()
+            for p in positions:
+                u = _mul2(matrices[p, q, b], u)
+            u = _mul2(left, u)
+            for e in range(4):
+                out[q, e, b] = u[e]
+    return out
+
+
+@_jit
+def sample_gradients(matrices: Any, positions: Any, axes: Any, left: Any, tau: Any) -> Any:
+    """:func:`shared_gradients` per sample: matrices (rows, n, batch, 4), tau (n, 4, batch)
+    -> (len(positions), n, batch)."""
+    k = len(positions)
+    n, batch = matrices.shape[1], matrices.shape[2]
+    out = np.zeros((k, n, batch), dtype=tau.real.dtype)
+    t = np.empty(4, dtype=tau.dtype)
+    ah = np.empty(4, dtype=tau.dtype)
+    for q in range(n):
+        for b in range(batch):
+            for e in range(4):
+                t[e] = tau[q, e, b]
+            a = left.copy()
+            for i in range(k - 1, -1, -1):
+                ah[0], ah[1] = a[0].conjugate(), a[2].conjugate()
+                ah[2], ah[3] = a[1].conjugate(), a[3].conjugate()
+                m = _mul2(ah, _mul2(t, a))
+                axis = axes[i]
+                if axis == 0:
+                    out[i, q, b] = (m[1] + m[2]).imag
+                elif axis == 1:
+                    out[i, q, b] = (1j * m[1] - 1j * m[2]).imag
+                elif axis == 2:
+                    out[i, q, b] = (m[0] - m[3]).imag
+                a = _mul2(a, matrices[positions[i], q, b])
+    return out
+
+
 def compile_all(dtype: Any = np.float32) -> float:
     """Compile (or load from Numba's cache) every kernel for one dtype.
 
@@ -380,6 +484,11 @@ def compile_all(dtype: Any = np.float32) -> float:
     index = np.zeros(1, dtype=np.int64)
     shared_unitaries(c, index, c[0, 0], c[0, 0])
     shared_gradients(c, index, index, c[0, 0], c[0])
+    per_sample = np.ones((1, 2, 2, 4), dtype=c.dtype)
+    sample_wires(re, im, np.zeros((2, 4, 2), dtype=dtype), np.zeros((2, 4, 2), dtype=dtype), True)
+    sample_traces(re, im, re, im)
+    sample_unitaries(per_sample, index, c[0, 0], c[0, 0])
+    sample_gradients(per_sample, index, index, c[0, 0], np.ones((2, 4, 2), dtype=c.dtype))
     return time.perf_counter() - start
 
 
