@@ -5,9 +5,11 @@ process per training run, interleaved):
 
 - ``layer``: forward (inference, under ``torch.no_grad``) and forward+backward time of the
   policy's feature layer: qrl's ``QuantumExtractor`` on the ``torch`` executor (float32 and
-  float64; for entangled circuits also ``torch-sv``, float32 on the general per-sample
-  state-vector path instead of the frame path), on PennyLane ``default.qubit`` (backprop,
-  broadcasting) and on ``lightning.qubit`` (adjoint), and SB3's default ``MlpExtractor``
+  float64, entangled circuits on the compiled path where Numba is installed; for entangled
+  circuits also ``torch-numpy``, float32 on the frame path's NumPy kernels, and ``torch-sv``,
+  float32 on the general per-sample state-vector path), on PennyLane ``default.qubit``
+  (backprop, broadcasting), on ``lightning.qubit`` (adjoint) and, when named and installed,
+  ``lightning.kokkos`` (adjoint), and SB3's default ``MlpExtractor``
   (64x64 tanh, policy and value) on the same observation width. Executors are timed in
   interleaved rounds, so each ratio is paired within a round; medians and min/max over
   rounds are reported.
@@ -20,6 +22,10 @@ process per training run, interleaved):
   pass of the frame path (the shared gates applied, lambda carried back, the weights'
   partial traces) timed alone on states of the pass's shape, next to the whole pass and the
   MLP, in interleaved rounds: the part of the time no reordering of the other work removes.
+- ``peers`` (only when named): the same circuit, encoded inputs and weights on peer
+  simulators (``scripts/peers.py``: tensorcircuit-ng + JAX, Qulacs, TorchQuantum), each
+  checked against qrl's values and gradients before it is timed, skipped with a note where
+  it is not installed; forward+backward in interleaved rounds, paired ratios to qrl.
 
 Usage::
 
@@ -70,11 +76,18 @@ EXECUTORS = (
     "default.qubit",
     "lightning.qubit",
 )
+# Timed only when named (--executors ... lightning.kokkos): a PennyLane plugin qrl does not
+# depend on; where it is not installed its rows say so.
+OPTIONAL_EXECUTORS = ("lightning.kokkos",)
 # torch-f32 and torch-f64 run entangled circuits on the compiled path where Numba is
 # installed; torch-numpy: float32 on the frame path's NumPy kernels (the compiled path off),
 # to measure what compiling gains; torch-sv: float32, entangled circuits on the general
 # per-sample state-vector path instead of the frame path, to measure what the frame path gains
-PENNYLANE = {"default.qubit": "backprop", "lightning.qubit": "adjoint"}
+PENNYLANE = {
+    "default.qubit": "backprop",
+    "lightning.qubit": "adjoint",
+    "lightning.kokkos": "adjoint",
+}
 
 
 @dataclass
@@ -173,8 +186,12 @@ def bench_config(
     results = {e: LayerResult(circuit, qubits, layers, batch, mode, e) for e in executors}
     runners: dict[str, tuple[Callable[[], None], int]] = {}
     for e in executors:
-        fn = _call(make_layer(e, circuit, qubits, layers), x, mode)
-        fn()  # warm-up: QNode construction, allocations
+        try:
+            fn = _call(make_layer(e, circuit, qubits, layers), x, mode)
+            fn()  # warm-up: QNode construction, allocations
+        except Exception as error:  # an optional device that is not installed here
+            results[e].note = f"not available: {error}".splitlines()[0]
+            continue
         first = _time(fn, 1)
         if first > budget_s:
             results[e].median_ms = results[e].min_ms = results[e].max_ms = first * 1e3
@@ -442,6 +459,101 @@ def products_section(args: argparse.Namespace) -> list[ProductsResult]:
     return out
 
 
+@dataclass
+class PeerResult:
+    """One contender on one configuration: forward + backward of the same circuit."""
+
+    circuit: str
+    qubits: int
+    layers: int
+    batch: int
+    contender: str
+    median_ms: float | None = None
+    to_qrl: list[float] = field(default_factory=list)  # median, min, max (paired by round)
+    compile_s: float | None = None
+    note: str = ""
+
+
+def peers_section(args: argparse.Namespace) -> list[PeerResult]:
+    """qrl against peer simulators (scripts/peers.py) and the MLP, interleaved rounds: the
+    same circuit, encoded inputs and weights, float32, values and gradients checked first."""
+    import peers
+
+    out: list[PeerResult] = []
+    grid = itertools.product(args.circuits, args.qubits, args.layers, args.batches)
+    for label, qubits, layers, batch in grid:
+        layer = make_layer("torch-f32", label, qubits, layers)
+        assert isinstance(layer, QuantumExtractor)
+        circuit = layer.circuit
+        rng = np.random.default_rng(0)
+        weights = {
+            k: (rng.normal(size=s) * 1.5).astype(np.float32)
+            for k, s in circuit.weight_shapes.items()
+        }
+        inputs = rng.normal(size=(batch, qubits, circuit.features_per_qubit)).astype(np.float32)
+        mix = np.linspace(-1, 1, batch * circuit.n_outputs, dtype=np.float32)
+        mix = mix.reshape(batch, circuit.n_outputs)
+        qrl_run = peers.qrl_runner(circuit, inputs, weights, mix)
+        want = qrl_run()
+        mlp_call = _call(
+            make_layer("mlp", label, qubits, layers), torch.randn(batch, qubits), "fwd+bwd"
+        )
+        fns: dict[str, Callable[[], Any]] = {"qrl": qrl_run, "mlp": mlp_call}
+        rows = {name: PeerResult(label, qubits, layers, batch, name) for name in fns}
+        for name in peers.PEERS:
+            row = rows[name] = PeerResult(label, qubits, layers, batch, name)
+            why = peers.missing(name)
+            if why is None and name not in peers.RUNNERS:
+                why = f"{name}: no runner"
+            if why is not None:
+                row.note = why
+                continue
+            try:
+                run, row.compile_s = peers.RUNNERS[name](circuit, inputs, weights, mix)
+                peers.check(name, run(), want, 1e-4)
+            except Exception as error:  # a contender that fails or disagrees is reported
+                row.note = f"{type(error).__name__}: {error}".splitlines()[0]
+                continue
+            fns[name] = run
+        calls = {}
+        for name, fn in fns.items():
+            fn()
+            calls[name] = max(1, math.ceil(args.target / max(_time(fn, 1), 1e-6)))
+        times: dict[str, list[float]] = {name: [] for name in fns}
+        for _ in range(args.rounds):
+            for name, fn in fns.items():
+                times[name].append(_time(fn, calls[name]))
+        for name, values in times.items():
+            rows[name].median_ms = statistics.median(values) * 1e3
+            rows[name].to_qrl = _paired(values, times["qrl"])
+        summary = ", ".join(
+            f"{r.contender} {_ms(r.median_ms)} ms" if r.median_ms else f"{r.contender} -"
+            for r in rows.values()
+        )
+        print(f"[peers] {label} q={qubits} L={layers} b={batch}: {summary}")
+        out += rows.values()
+    return out
+
+
+def peers_table(rows: list[PeerResult]) -> list[str]:
+    """Markdown: every contender's time and its ratio to qrl's (paired by round)."""
+    lines = [
+        "| circuit | qubits | layers | batch | contender | ms per call | vs qrl (median, min-max) "
+        "| compile s | note |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ratio = "-"
+        if r.to_qrl:
+            ratio = f"{r.to_qrl[0]:.2f}x ({r.to_qrl[1]:.2f}-{r.to_qrl[2]:.2f})"
+        compile_s = "-" if not r.compile_s else f"{r.compile_s:.1f}"
+        lines.append(
+            f"| {r.circuit} | {r.qubits} | {r.layers} | {r.batch} | {r.contender} "
+            f"| {_ms(r.median_ms)} | {ratio} | {compile_s} | {r.note} |"
+        )
+    return lines
+
+
 def _paired(times: list[float], reference: list[float]) -> list[float]:
     """Median, min and max of the ratios of two executors' times, round by round."""
     ratios = [t / m for t, m in zip(times, reference, strict=True)]
@@ -669,6 +781,9 @@ def write_report(out: Path, data: dict[str, Any]) -> None:
     if data.get("products"):
         lines += ["## Entangled circuits: the group products of one pass, timed alone", ""]
         lines += [*products_table([ProductsResult(**r) for r in data["products"]]), ""]
+    if data.get("peers"):
+        lines += ["## Peer simulators: the same circuit, forward + backward, float32", ""]
+        lines += [*peers_table([PeerResult(**r) for r in data["peers"]]), ""]
     (out / "benchmark.md").write_text("\n".join(lines))
 
 
@@ -680,7 +795,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--sections",
         nargs="+",
         default=["layer", "e2e", "memory"],
-        choices=["layer", "e2e", "memory", "products"],
+        choices=["layer", "e2e", "memory", "products", "peers"],
     )
     p.add_argument("--quick", action="store_true", help="a small grid, for a smoke test")
     p.add_argument(
@@ -692,7 +807,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--qubits", nargs="+", type=int, default=[4, 8, 12])
     p.add_argument("--layers", nargs="+", type=int, default=[1, 3])
     p.add_argument("--batches", nargs="+", type=int, default=[1, 64, 256, 2048])
-    p.add_argument("--executors", nargs="+", default=list(EXECUTORS), choices=EXECUTORS)
+    p.add_argument(
+        "--executors",
+        nargs="+",
+        default=list(EXECUTORS),
+        choices=EXECUTORS + OPTIONAL_EXECUTORS,
+    )
     p.add_argument("--rounds", type=int, default=7, help="interleaved rounds per configuration")
     p.add_argument(
         "--threads", type=int, default=1, help="PyTorch threads of the layer and products timings"
@@ -742,6 +862,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "e2e": e2e_section,
         "memory": memory_section,
         "products": products_section,
+        "peers": peers_section,
     }
     for section in args.sections:
         rows = runners[section](args)
