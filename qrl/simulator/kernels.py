@@ -267,24 +267,37 @@ def readout_backward(re: Any, im: Any, g: Any) -> Any:
     """lambda = sum_q (gX X + gY Y + gZ Z on wire q) psi, per sample, for the gradient g of
     the frame's expectation values.
 
+    Each amplitude's lambda is summed over the wires in a row buffer and written once (one
+    pass over the output instead of one per wire).
+
     :param g: (3, n, batch): the gradient of <X~_q>, <Y~_q>, <Z~_q>
     :return: real and imaginary parts of lambda, stacked (2, 2^n, batch)
     """
     dim, batch = re.shape
     n = g.shape[1]
-    out = np.zeros((2, dim, batch), dtype=re.dtype)
-    for q in range(n):
-        bit = 1 << (n - 1 - q)
-        for top in range(0, dim, 2 * bit):
-            for j in range(top, top + bit):
-                k = j + bit
+    out = np.empty((2, dim, batch), dtype=re.dtype)
+    acc_re = np.empty(batch, dtype=re.dtype)
+    acc_im = np.empty(batch, dtype=re.dtype)
+    for j in range(dim):
+        acc_re[:] = 0
+        acc_im[:] = 0
+        for q in range(n):
+            bit = 1 << (n - 1 - q)
+            k = j ^ bit
+            if j & bit:  # the |1> amplitude: (gX + i gY) psi_0 - gZ psi_1
+                for b in range(batch):
+                    gx, gy, gz = g[0, q, b], g[1, q, b], g[2, q, b]
+                    x0r, x0i, x1r, x1i = re[k, b], im[k, b], re[j, b], im[j, b]
+                    acc_re[b] += gx * x0r - gy * x0i - gz * x1r
+                    acc_im[b] += gx * x0i + gy * x0r - gz * x1i
+            else:  # the |0> amplitude: gZ psi_0 + (gX - i gY) psi_1
                 for b in range(batch):
                     gx, gy, gz = g[0, q, b], g[1, q, b], g[2, q, b]
                     x0r, x0i, x1r, x1i = re[j, b], im[j, b], re[k, b], im[k, b]
-                    out[0, j, b] += gz * x0r + gx * x1r + gy * x1i
-                    out[1, j, b] += gz * x0i + gx * x1i - gy * x1r
-                    out[0, k, b] += gx * x0r - gy * x0i - gz * x1r
-                    out[1, k, b] += gx * x0i + gy * x0r - gz * x1i
+                    acc_re[b] += gz * x0r + gx * x1r + gy * x1i
+                    acc_im[b] += gz * x0i + gx * x1i - gy * x1r
+        out[0, j] = acc_re
+        out[1, j] = acc_im
     return out
 
 
