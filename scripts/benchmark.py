@@ -635,9 +635,11 @@ def _ms(value: float | None) -> str:
 
 def layer_table(rows: list[LayerResult], mode: str) -> list[str]:
     """Markdown: one line per configuration, median ms per executor, and the key ratios."""
-    executors = [e for e in EXECUTORS if any(r.executor == e for r in rows)]
+    known = EXECUTORS + OPTIONAL_EXECUTORS
+    executors = [e for e in known if any(r.executor == e for r in rows)]
     head = ["circuit", "qubits", "layers", "batch", *[f"{e} ms" for e in executors]]
     head += ["torch-f32 / MLP", "default.qubit / torch-f32", "torch-sv / torch-f32"]
+    head += ["torch-numpy / torch-f32"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     configs: dict[tuple[str, int, int, int], dict[str, LayerResult]] = {}
     for r in rows:
@@ -654,14 +656,17 @@ def layer_table(rows: list[LayerResult], mode: str) -> list[str]:
         speed = "-"
         if t32 and dq and t32.median_ms and dq.median_ms:
             speed = f"{dq.median_ms / t32.median_ms:.0f}x"
-        sv = cells.get("torch-sv")
-        gain = "-"
-        if t32 and sv and t32.median_ms and sv.median_ms:
-            gain = f"{sv.median_ms / t32.median_ms:.2f}x"
+        gains = []
+        for other in ("torch-sv", "torch-numpy"):
+            row = cells.get(other)
+            gain = "-"
+            if t32 and row and t32.median_ms and row.median_ms:
+                gain = f"{row.median_ms / t32.median_ms:.2f}x"
+            gains.append(gain)
         lines.append(
             f"| {circuit} | {qubits} | {layers} | {batch} | "
             + " | ".join(values)
-            + f" | {ratio} | {speed} | {gain} |"
+            + f" | {ratio} | {speed} | {' | '.join(gains)} |"
         )
     return lines
 
