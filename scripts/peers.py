@@ -44,7 +44,13 @@ def missing(peer: str) -> str | None:
         if peer == "tensorcircuit":
             __import__("jax")
     except Exception as error:  # an import failure of any kind means: not available here
-        return f"{peer} not importable here ({type(error).__name__}: {error})".splitlines()[0]
+        why = f"{peer} not importable here ({type(error).__name__}: {error})".splitlines()[0]
+        if peer == "torchquantum":
+            why += (
+                "; TorchQuantum 0.1.8, the release on PyPI, requires qiskit < 1.0 and imports"
+                " it at start, and does not run beside qiskit 1 or 2"
+            )
+        return why
     return None
 
 
