@@ -21,6 +21,13 @@ def benchmark():
     return module
 
 
+@pytest.fixture(autouse=True)
+def no_kernel_compile(benchmark, monkeypatch):
+    """The report's Numba line without compiling the kernels twice in fresh processes."""
+    times = {"version": "0", "compile_s": 1.0, "cached_s": 0.1}
+    monkeypatch.setattr(benchmark, "kernel_times", lambda: times)
+
+
 def test_layer_grid_and_report(benchmark, tmp_path):
     args = benchmark.parse_args(
         ["--out", str(tmp_path), "--qubits", "3", "--layers", "1", "--batches", "2"]
@@ -94,3 +101,36 @@ def test_end_to_end_ratios_are_paired_by_repeat(benchmark):
     # with a single default.qubit run the speed-up falls back to the ratio of medians
     table = "\n".join(benchmark.e2e_table(rows[:5]))
     assert "| 8.8x (medians) |" in table
+
+
+def test_peers_are_checked_timed_or_reported_missing(benchmark, tmp_path):
+    """qrl and the MLP are timed; a peer that is not installed gets a note, one that is gets
+    timed only after its values and gradients matched qrl's."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    import peers
+
+    args = benchmark.parse_args(
+        ["--out", str(tmp_path), "--circuits", "entangled", "--qubits", "3", "--layers", "1"]
+    )
+    args.batches, args.rounds, args.target = [4], 3, 0.002
+    rows = {r.contender: r for r in benchmark.peers_section(args)}
+    assert set(rows) == {"qrl", "mlp", *peers.PEERS}
+    assert rows["qrl"].to_qrl[0] == 1.0 and rows["mlp"].median_ms > 0
+    for name in peers.PEERS:
+        assert (rows[name].median_ms is not None) != bool(rows[name].note)
+    data = {"machine": benchmark.machine(), "peers": [r.__dict__ for r in rows.values()]}
+    benchmark.write_report(tmp_path, data)
+    assert "## Peer simulators" in (tmp_path / "benchmark.md").read_text()
+
+
+def test_a_peer_that_disagrees_is_not_timed():
+    sys.path.insert(0, str(SCRIPT.parent))
+    import numpy as np
+    import peers
+
+    want = (np.zeros((2, 3)), {"theta": np.ones(4)})
+    peers.check("same", (np.zeros((2, 3)), {"theta": np.ones(4)}), want, 1e-4)
+    with pytest.raises(AssertionError, match="values differ"):
+        peers.check("off", (np.full((2, 3), 0.1), {"theta": np.ones(4)}), want, 1e-4)
+    with pytest.raises(AssertionError, match="gradient of theta"):
+        peers.check("off", (np.zeros((2, 3)), {"theta": np.zeros(4)}), want, 1e-4)
