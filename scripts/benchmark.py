@@ -430,14 +430,7 @@ def products_section(args: argparse.Namespace) -> list[ProductsResult]:
             "layer": _call(layer, x, "fwd+bwd"),
             "mlp": _call(make_layer("mlp", "entangled", qubits, layers), x, "fwd+bwd"),
         }
-        calls = {}
-        for name, fn in fns.items():
-            fn()
-            calls[name] = max(1, math.ceil(args.target / max(_time(fn, 1), 1e-6)))
-        times: dict[str, list[float]] = {name: [] for name in fns}
-        for _ in range(args.rounds):
-            for name, fn in fns.items():
-                times[name].append(_time(fn, calls[name]))
+        times = _interleaved(fns, args.rounds, args.target)
         r = ProductsResult(
             qubits,
             layers,
@@ -515,14 +508,7 @@ def peers_section(args: argparse.Namespace) -> list[PeerResult]:
                 row.note = f"{type(error).__name__}: {error}".splitlines()[0]
                 continue
             fns[name] = run
-        calls = {}
-        for name, fn in fns.items():
-            fn()
-            calls[name] = max(1, math.ceil(args.target / max(_time(fn, 1), 1e-6)))
-        times: dict[str, list[float]] = {name: [] for name in fns}
-        for _ in range(args.rounds):
-            for name, fn in fns.items():
-                times[name].append(_time(fn, calls[name]))
+        times = _interleaved(fns, args.rounds, args.target)
         for name, values in times.items():
             rows[name].median_ms = statistics.median(values) * 1e3
             rows[name].to_qrl = _paired(values, times["qrl"])
@@ -552,6 +538,21 @@ def peers_table(rows: list[PeerResult]) -> list[str]:
             f"| {_ms(r.median_ms)} | {ratio} | {compile_s} | {r.note} |"
         )
     return lines
+
+
+def _interleaved(
+    fns: dict[str, Callable[[], Any]], rounds: int, target_s: float
+) -> dict[str, list[float]]:
+    """Seconds per call of each function, in interleaved rounds of about ``target_s`` each."""
+    calls = {}
+    for name, fn in fns.items():
+        fn()
+        calls[name] = max(1, math.ceil(target_s / max(_time(fn, 1), 1e-6)))
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            times[name].append(_time(fn, calls[name]))
+    return times
 
 
 def _paired(times: list[float], reference: list[float]) -> list[float]:

@@ -57,6 +57,17 @@ def _simulator(kernels_: str, frame: bool = True) -> TorchSimulator:
     return TorchSimulator(kernels_ == "torch", frame=frame, compiled=kernels_ == "compiled")
 
 
+def _assert_same_values_and_gradients(out, ref, tensors):
+    """Two paths' outputs agree to 1e-11, and the gradients of one weighting of them with
+    respect to every tensor to 1e-10 (float64)."""
+    mix = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
+    grads = torch.autograd.grad((out * mix).sum(), tensors)
+    ref_grads = torch.autograd.grad((ref * mix).sum(), tensors)
+    torch.testing.assert_close(out, ref, atol=1e-11, rtol=0)
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, atol=1e-10, rtol=0)
+
+
 def _outputs_and_grads(executor, circuit, weights, inputs):
     out = executor(circuit, inputs, weights)
     mix = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
@@ -222,12 +233,7 @@ def test_frame_path_matches_general_path(n_qubits, options, kernels_):
     ref = run_statevector(circuit, inputs, scale, weights["theta"], force_torch)
     node = "CompiledCircuit" if kernels_ == "compiled" else "FrameCircuit"
     assert type(out.grad_fn).__name__ == f"{node}Backward"
-    mix = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
-    grads = torch.autograd.grad((out * mix).sum(), tensors)
-    ref_grads = torch.autograd.grad((ref * mix).sum(), tensors)
-    torch.testing.assert_close(out, ref, atol=1e-11, rtol=0)
-    for g, r in zip(grads, ref_grads, strict=True):
-        torch.testing.assert_close(g, r, atol=1e-10, rtol=0)
+    _assert_same_values_and_gradients(out, ref, tensors)
 
 
 @pytest.mark.parametrize("kernels_", KERNELS)
@@ -268,12 +274,7 @@ def test_compiled_per_sample_weights_match_general_path(n_qubits, options):
     out = run_compiled(circuit, inputs, scale, theta)
     ref = run_statevector(circuit, inputs, scale, theta)
     assert type(out.grad_fn).__name__ == "CompiledCircuitBackward"
-    mix = torch.linspace(-1, 1, out.numel(), dtype=out.dtype).reshape(out.shape)
-    grads = torch.autograd.grad((out * mix).sum(), tensors)
-    ref_grads = torch.autograd.grad((ref * mix).sum(), tensors)
-    torch.testing.assert_close(out, ref, atol=1e-11, rtol=0)
-    for g, r in zip(grads, ref_grads, strict=True):
-        torch.testing.assert_close(g, r, atol=1e-10, rtol=0)
+    _assert_same_values_and_gradients(out, ref, tensors)
 
 
 @needs_numba
