@@ -22,6 +22,7 @@ with one set of angles per sample.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -43,6 +44,27 @@ PROGRAMMER_INPUTS = ("observation", "encoded")
 # Longest sequence whose linear recurrence runs as one (time x time) matrix product; longer
 # ones (and bounded recurrences) loop over time.
 MAX_SCAN_STEPS = 128
+
+
+@functools.lru_cache(maxsize=64)
+def _decay_tables(
+    n_time: int, decay: float, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """decay^(t - s) for s <= t (else 0), (time, time), and decay^(t + 1), (time,)."""
+    steps = torch.arange(n_time, device=device)
+    lag = steps[:, None] - steps[None, :]
+    weights = torch.where(lag >= 0, decay ** lag.clamp(min=0).to(dtype), 0.0)
+    return weights, decay ** (steps + 1).to(dtype)
+
+
+def _array(t: torch.Tensor) -> np.ndarray:
+    """A NumPy view of a tensor (a copy off the CPU), outside autograd."""
+    return t.detach().cpu().numpy()
+
+
+def _norms(a: np.ndarray) -> np.ndarray:
+    """Euclidean norms along the last axis."""
+    return np.sqrt((a * a).sum(axis=-1))
 
 
 def programmer_network(
@@ -246,13 +268,11 @@ class FastWeightCell(CircuitRunner):
         u = deltas
         if self.decay != 1.0:
             u = deltas + (self.decay - 1.0) * self.theta.flatten().to(deltas.dtype)
-        steps = torch.arange(n_time, device=deltas.device)
-        lag = steps[:, None] - steps[None, :]
-        weights = torch.where(lag >= 0, self.decay ** lag.clamp(min=0).to(deltas.dtype), 0.0)
+        weights, powers = _decay_tables(n_time, self.decay, deltas.dtype, deltas.device)
         episodes = torch.cumsum(1.0 - keep, dim=1)  # resets so far, per step
         same = episodes[:, :, None] == episodes[:, None, :]
         states = (weights * same) @ u
-        carried = (self.decay ** (steps + 1).to(deltas.dtype)) * (episodes == 0)
+        carried = powers * (episodes == 0)
         return states + carried[..., None] * state[:, None, :]
 
     def forward(
@@ -275,18 +295,21 @@ class FastWeightCell(CircuitRunner):
         states_t: torch.Tensor,
         deltas: torch.Tensor,
     ) -> None:
-        theta0 = self.theta.detach().flatten().to(states_t.dtype)
-        norms = (states_t + theta0).norm(dim=-1)
+        # On NumPy views (copies off the CPU): a rollout step's arrays are a few hundred
+        # numbers, where a NumPy call costs a fraction of a PyTorch one.
+        theta0 = _array(self.theta.flatten().to(states_t.dtype))
+        norms = _norms(_array(states_t) + theta0)
         stats = self._stats
         stats[0] += float(norms.sum())
-        stats[1] += float(deltas.norm(dim=-1).sum())
-        stats[2] += norms.numel()
+        stats[1] += float(_norms(_array(deltas)).sum())
+        stats[2] += norms.size
         stats[5] = max(stats[5], float(norms.max()))
         # A reset before the first step closes the episode whose last angles were `previous`
         # (a zero state is the start of training or of a prediction, not an episode's end).
-        ended = (keep[:, 0] == 0) & (previous != 0).any(dim=-1)
-        if bool(ended.any()):
-            stats[3] += float((previous[ended] + theta0).norm(dim=-1).sum())
+        last = _array(previous)
+        ended = (_array(keep)[:, 0] == 0) & (last != 0).any(axis=-1)
+        if ended.any():
+            stats[3] += float(_norms(last[ended] + theta0).sum())
             stats[4] += int(ended.sum())
 
     def pop_stats(self) -> dict[str, float]:
