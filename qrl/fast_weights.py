@@ -377,6 +377,13 @@ class QFWPPolicy(RecurrentActorCriticPolicy):
                 f"({', '.join(CRITICS)}) and the programmer options"
             )
         lookup(dict.fromkeys(CRITICS), critic_programmer, "critic_programmer")
+        if kwargs.get("optimizer_kwargs") is None and kwargs.get("optimizer_class") in (
+            None,
+            torch.optim.Adam,
+        ):
+            # SB3's Adam (eps 1e-5) with the multi-tensor update: the same arithmetic on the
+            # two cells' many small parameters in a few calls instead of one per tensor.
+            kwargs["optimizer_kwargs"] = {"eps": 1e-5, "foreach": True}
         names = set(cell_option_names())
         cell_options = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
         # Check the options (and size the state) before sb3-contrib builds anything.
