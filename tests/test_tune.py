@@ -199,6 +199,19 @@ def test_every_sampler_runs_a_study(sampler: str, tmp_path: Path) -> None:
     assert _states(_study(tmp_path / "s")) == ["COMPLETE", "COMPLETE"]
 
 
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_a_continued_study_draws_new_settings(sampler: str, tmp_path: Path) -> None:
+    # A seeded sampler restarts its random stream: without mixing in the trial count a
+    # continued study would run its first settings again.
+    space = _space(tmp_path, LEARNING_RATE)
+    args = _tune(tmp_path / "s", "--space", str(space), "--sampler", sampler)
+    assert main(args) == 0
+    args[args.index("--trials") + 1] = "4"
+    assert main(args) == 0
+    rates = [t.params["hyperparameters.learning_rate"] for t in _study(tmp_path / "s").trials]
+    assert len(rates) == 4 and len(set(rates)) == 4
+
+
 def test_the_shipped_spaces_cover_every_agent_preset() -> None:
     from qrl.agents import resolve_config
     from qrl.presets import preset_names

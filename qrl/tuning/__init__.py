@@ -42,7 +42,7 @@ class Tuning:
     :param trials: trials in the study in all (a rerun adds the missing ones)
     :param space: a search-space file of the user's (None: the shipped spaces)
     :param sampler: tpe, random, cmaes or qmc
-    :param sampler_seed: the sampler's seed (worker i uses seed + i)
+    :param sampler_seed: the sampler's seed (see :func:`qrl.tuning.study.worker_seed`)
     :param pruner: median, halving, hyperband or none
     :param storage: an Optuna storage URL (None: SQLite in ``out``)
     :param workers: local processes running trials at once
@@ -221,11 +221,13 @@ def _work(settings: Tuning, url: str, worker: int) -> None:
     import optuna
 
     from qrl.processes import stop_with_parent
+    from qrl.tuning.study import make_sampler, worker_seed
 
     if worker:
         stop_with_parent()
-    seed = None if settings.sampler_seed is None else settings.sampler_seed + worker
-    study = _open(settings, url, seed)
+    study = _open(settings, url, None)
+    seed = worker_seed(settings.sampler, settings.sampler_seed, worker, len(study.trials))
+    study.sampler = make_sampler(settings.sampler, seed)
     config = check_task(settings.task)
     space = load_space(config, settings.space, settings.task.fixed)
     objective = Objective(settings.task, space, settings.out)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
@@ -115,6 +116,22 @@ def make_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
             ) from None
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     raise QrlError(f"unknown sampler {name!r}; {choices_hint(name, SAMPLERS)}")
+
+
+def worker_seed(name: str, seed: int | None, worker: int, existing: int) -> int | None:
+    """The sampler seed of one worker joining a study that holds ``existing`` trials.
+
+    A seeded sampler draws the same first points whenever it starts, so a continued study
+    would repeat the settings of its first trials (TPE and CMA-ES begin with random
+    ones): the seed mixes in the worker and the number of trials so far. The same command
+    on the same study still draws the same points. QMC keeps its seed: its sequence
+    continues from the trials so far, and one scramble keeps it low-discrepancy.
+    """
+    if seed is None or name == "qmc":
+        return seed
+    if existing == 0:
+        return seed + worker
+    return int(np.random.SeedSequence([seed, worker, existing]).generate_state(1)[0])
 
 
 def make_pruner(name: str, timesteps: int, points: int = 10) -> optuna.pruners.BasePruner:
