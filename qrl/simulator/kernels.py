@@ -45,7 +45,9 @@ def _half_table(cos: Any, sin: Any, first: int, count: int, sign: float) -> tupl
         n_im = np.empty((2 * m, batch), dtype=cos.dtype)
         for h in range(m):
             for b in range(batch):
-                c, s = cos[q, b], sign * sin[q, b]
+                c, s = cos[q, b], sin[q, b]
+                if sign < 0:
+                    s = -s
                 r, i = t_re[h, b], t_im[h, b]
                 n_re[2 * h, b] = r * c + i * s  # bit 0, z = +1: times (c - i s)
                 n_im[2 * h, b] = i * c - r * s
@@ -84,6 +86,22 @@ def phase(re: Any, im: Any, cos: Any, sin: Any, sign: float) -> None:
 
 
 @_jit
+def _signed_sums(sums: Any, bits: int, out: Any, first: int) -> None:
+    """out[first + k, b] += sum_h z_k(h) sums[h, b] over the 2^bits rows h, z_k(h) = +1 or
+    -1 as bit k of h (the highest first) is clear or set. Signs by branch, not by a float
+    factor, which would make float32 arithmetic float64."""
+    batch = sums.shape[1]
+    for h in range(1 << bits):
+        for k in range(bits):
+            if (h >> (bits - 1 - k)) & 1:
+                for b in range(batch):
+                    out[first + k, b] -= sums[h, b]
+            else:
+                for b in range(batch):
+                    out[first + k, b] += sums[h, b]
+
+
+@_jit
 def phase_backward(lam_re: Any, lam_im: Any, out_re: Any, out_im: Any, cos: Any, sin: Any) -> Any:
     """The gradient of a phase step's angles, d_phi[q, b] = sum_j z_q(j) Im(conj(lam_j) out_j),
     then lambda taken back through the step (times the conjugate phase), in place.
@@ -110,16 +128,8 @@ def phase_backward(lam_re: Any, lam_im: Any, out_re: Any, out_im: Any, cos: Any,
             rows[h, b] += w
             cols[lo, b] += w
     grad = np.zeros((n, batch), dtype=cos.dtype)
-    for h in range(1 << a):
-        for k in range(a):
-            z = 1.0 - 2.0 * ((h >> (a - 1 - k)) & 1)
-            for b in range(batch):
-                grad[k, b] += z * rows[h, b]
-    for lo in range(1 << low_bits):
-        for k in range(low_bits):
-            z = 1.0 - 2.0 * ((lo >> (low_bits - 1 - k)) & 1)
-            for b in range(batch):
-                grad[a + k, b] += z * cols[lo, b]
+    _signed_sums(rows, a, grad, 0)
+    _signed_sums(cols, low_bits, grad, a)
     phase(lam_re, lam_im, cos, sin, -1.0)
     return grad
 
@@ -167,13 +177,14 @@ def wire_traces(psi_re: Any, psi_im: Any, lam_re: Any, lam_im: Any) -> Any:
     while (1 << n) < dim:
         n += 1
     out = np.zeros((2, n, 2, 2), dtype=psi_re.dtype)
+    zero = psi_re[0, 0] - psi_re[0, 0]  # of the arrays' dtype (a literal 0 would be float64)
     for q in range(n):
         bit = 1 << (n - 1 - q)
         acc = np.zeros(8, dtype=psi_re.dtype)
         for top in range(0, dim, 2 * bit):
             for j in range(top, top + bit):
                 k = j + bit
-                r00 = i00 = r01 = i01 = r10 = i10 = r11 = i11 = psi_re[0, 0] * 0
+                r00 = i00 = r01 = i01 = r10 = i10 = r11 = i11 = zero
                 for b in range(batch):
                     p0r, p0i, p1r, p1i = psi_re[j, b], psi_im[j, b], psi_re[k, b], psi_im[k, b]
                     l0r, l0i, l1r, l1i = lam_re[j, b], lam_im[j, b], lam_re[k, b], lam_im[k, b]
@@ -240,25 +251,24 @@ def readout(re: Any, im: Any, n: int) -> Any:
             p = re[j, b] * re[j, b] + im[j, b] * im[j, b]
             rows[h, b] += p
             cols[lo, b] += p
-    for h in range(1 << a):
-        for k in range(a):
-            z = 1.0 - 2.0 * ((h >> (a - 1 - k)) & 1)
-            for b in range(batch):
-                out[2, k, b] += z * rows[h, b]
-    for lo in range(1 << low_bits):
-        for k in range(low_bits):
-            z = 1.0 - 2.0 * ((lo >> (low_bits - 1 - k)) & 1)
-            for b in range(batch):
-                out[2, a + k, b] += z * cols[lo, b]
+    _signed_sums(rows, a, out[2], 0)
+    _signed_sums(cols, low_bits, out[2], a)
+    acc_x = np.empty(batch, dtype=re.dtype)
+    acc_y = np.empty(batch, dtype=re.dtype)
     for q in range(n):
         bit = 1 << (n - 1 - q)
+        acc_x[:] = 0
+        acc_y[:] = 0
         for top in range(0, dim, 2 * bit):
             for j in range(top, top + bit):
                 k = j + bit
                 for b in range(batch):
                     x0r, x0i, x1r, x1i = re[j, b], im[j, b], re[k, b], im[k, b]
-                    out[0, q, b] += 2 * (x0r * x1r + x0i * x1i)
-                    out[1, q, b] += 2 * (x0r * x1i - x0i * x1r)
+                    acc_x[b] += x0r * x1r + x0i * x1i
+                    acc_y[b] += x0r * x1i - x0i * x1r
+        for b in range(batch):
+            out[0, q, b] = acc_x[b] + acc_x[b]
+            out[1, q, b] = acc_y[b] + acc_y[b]
     return out
 
 
@@ -379,18 +389,19 @@ def sample_wires(re: Any, im: Any, u_re: Any, u_im: Any, adjoint: bool) -> None:
     """
     dim, batch = re.shape
     n = u_re.shape[0]
-    sign = -1.0 if adjoint else 1.0
     e01, e10 = (2, 1) if adjoint else (1, 2)
     for q in range(n):
         bit = 1 << (n - 1 - q)
         ar, ai, br, bi = u_re[q, 0], u_im[q, 0], u_re[q, e01], u_im[q, e01]
         cr, ci, dr, di = u_re[q, e10], u_im[q, e10], u_re[q, 3], u_im[q, 3]
+        if adjoint:  # conjugates: the imaginary parts negated
+            ai, bi, ci, di = -ai, -bi, -ci, -di
         for top in range(0, dim, 2 * bit):
             for j in range(top, top + bit):
                 k = j + bit
                 for b in range(batch):
                     x0r, x0i, x1r, x1i = re[j, b], im[j, b], re[k, b], im[k, b]
-                    a_i, b_i, c_i, d_i = sign * ai[b], sign * bi[b], sign * ci[b], sign * di[b]
+                    a_i, b_i, c_i, d_i = ai[b], bi[b], ci[b], di[b]
                     re[j, b] = ar[b] * x0r - a_i * x0i + br[b] * x1r - b_i * x1i
                     im[j, b] = ar[b] * x0i + a_i * x0r + br[b] * x1i + b_i * x1r
                     re[k, b] = cr[b] * x0r - c_i * x0i + dr[b] * x1r - d_i * x1i
