@@ -56,6 +56,7 @@ from qrl.simulator.plan import (
     Plan,
     assemble,
     assemble_backward,
+    by_identity,
     fast_path_takes,
     make_plan,
     monomial,
@@ -134,6 +135,7 @@ def groups(n: int) -> tuple[int, ...]:
     return tuple(n // count + (i < n % count) for i in range(count))
 
 
+@by_identity
 def make_schedule(circuit: Circuit) -> Schedule:
     """The steps of a circuit in moving frames (cached per circuit)."""
     return _make_schedule(circuit)

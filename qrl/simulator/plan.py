@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -108,19 +109,32 @@ class Plan:
     cache: dict[Any, Tables] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
 
-_RECENT: dict[int, tuple[Circuit, Plan]] = {}
+T = TypeVar("T")
 
 
+def by_identity(make: Callable[[Circuit], T]) -> Callable[[Circuit], T]:
+    """Cache ``make(circuit)`` by the circuit's identity before its (cached) value: hashing
+    a circuit walks all its moments, a cost on every call of a small circuit."""
+    recent: dict[int, tuple[Circuit, T]] = {}
+
+    @functools.wraps(make)
+    def cached(circuit: Circuit) -> T:
+        hit = recent.get(id(circuit))
+        if hit is not None and hit[0] is circuit:
+            return hit[1]
+        if len(recent) > 256:
+            recent.clear()
+        value = make(circuit)
+        recent[id(circuit)] = (circuit, value)  # keeps the circuit alive: its id stays its own
+        return value
+
+    return cached
+
+
+@by_identity
 def make_plan(circuit: Circuit) -> Plan:
-    """The plan of a circuit, cached (by identity first: hashing a circuit is not free)."""
-    hit = _RECENT.get(id(circuit))
-    if hit is not None and hit[0] is circuit:
-        return hit[1]
-    if len(_RECENT) > 256:
-        _RECENT.clear()
-    plan = _make_plan(circuit)
-    _RECENT[id(circuit)] = (circuit, plan)
-    return plan
+    """The plan of a circuit (cached per circuit)."""
+    return _make_plan(circuit)
 
 
 @functools.lru_cache(maxsize=64)
