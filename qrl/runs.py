@@ -76,6 +76,17 @@ _MONITOR_FILES = "*.monitor.csv"
 _RUN_FOLDERS = ("checkpoints", "tb", "evaluations", "wandb")
 
 
+def _file_mode() -> int:
+    """The mode a plainly created file gets: 0o666 less the process's umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+# Temporary files are created private (0o600); the renamed result gets the usual mode.
+FILE_MODE = _file_mode()
+
+
 def write_atomic(path: Path, text: str | bytes) -> None:
     """Write a file through a temporary name in its folder, flushed to disk, then renamed
     over the target: an interruption leaves the old file or the new one, never a part.
@@ -86,6 +97,7 @@ def write_atomic(path: Path, text: str | bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as handle:
             handle.write(text)
             handle.flush()
@@ -110,6 +122,7 @@ def save_model(model: BaseAlgorithm, path: Path) -> None:
     fd, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".zip", dir=path.parent)
     os.close(fd)
     try:
+        os.chmod(temporary, FILE_MODE)
         model.save(temporary)
         with open(temporary, "rb") as handle:
             os.fsync(handle.fileno())

@@ -326,6 +326,22 @@ def test_a_stuck_run_is_time_boxed_and_reported(tmp_path: Path, capsys: pytest.C
     assert "stopped after its time limit" in (out / "CartPole-v1/mlp/seed0/train.log").read_text()
 
 
+def test_atomic_writes_give_files_the_usual_mode(tmp_path: Path):
+    """The temporary file behind an atomic write is private; the file it becomes gets the
+    mode of a plainly created file (0o666 less the umask), so that run folders can be shared."""
+    from stable_baselines3 import PPO
+
+    from qrl.runs import FILE_MODE, save_model, write_atomic
+
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (0o666 & ~mask) == FILE_MODE
+    write_atomic(tmp_path / "a.yaml", "a: 1\n")
+    save_model(PPO("MlpPolicy", "CartPole-v1", n_steps=64), tmp_path / "model.zip")
+    for name in ("a.yaml", "model.zip"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == FILE_MODE
+
+
 def test_models_are_saved_atomically(tmp_path: Path):
     from stable_baselines3 import PPO
 
