@@ -123,14 +123,6 @@ def _split(u: np.ndarray, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(u.real, dtype), np.ascontiguousarray(u.imag, dtype)
 
 
-def _into(kernel: Any, re: np.ndarray, im: np.ndarray, *args: Any) -> tuple[np.ndarray, ...]:
-    """Run an out-of-place kernel into new arrays: when the tape keeps a step's output, the
-    step reads the old state and writes a new one instead of copying it."""
-    out = np.empty((2, *re.shape), dtype=re.dtype)
-    kernel(re, im, *args, out[0], out[1])
-    return out[0], out[1]
-
-
 def compiled_values(
     plan: Plan, schedule: Schedule, x: Any, s: Any, t: Any, record: bool
 ) -> tuple[np.ndarray, Any]:
@@ -148,26 +140,17 @@ def compiled_values(
         if isinstance(step, Phase):
             half = frame.step_angles(angles, step) * 0.5
             cos, sin = np.cos(half), np.sin(half)
-            if record:  # into new arrays: the tape keeps this step's output
-                re, im = _into(kernels.phase_into, re, im, cos, sin)
-                tape.append((cos, sin, re, im))
-            else:
-                kernels.phase(re, im, cos, sin, 1.0)
-                tape.append(())
+            kernels.phase(re, im, cos, sin, 1.0)
+            tape.append((cos, sin, re.copy(), im.copy()) if record else ())
         elif isinstance(step, Shared):
             positions, _, left, right = _shared_tables(step, dtype)
             if per_sample:
                 u = _split(kernels.sample_unitaries(matrices, positions, left, right), dtype)
-                if record:
-                    re, im = re.copy(), im.copy()
                 kernels.sample_wires(re, im, *u, False)
             else:
                 u = _split(kernels.shared_unitaries(matrices, positions, left, right), dtype)
-                if record:
-                    re, im = _into(kernels.wires_into, re, im, *u)
-                else:
-                    kernels.wires(re, im, *u, False)
-            tape.append((u, re, im) if record else ())
+                kernels.wires(re, im, *u, False)
+            tape.append((u, re.copy(), im.copy()) if record else ())
         else:
             re, im = kernels.gather(re, im, *_gather_tables(step, dtype, False))
             tape.append(())

@@ -86,31 +86,6 @@ def phase(re: Any, im: Any, cos: Any, sin: Any, sign: float) -> None:
 
 
 @_jit
-def phase_into(re: Any, im: Any, cos: Any, sin: Any, out_re: Any, out_im: Any) -> None:
-    """:func:`phase` (sign 1) into other arrays: ``re`` and ``im`` are left as they are.
-
-    (A separate kernel, not an ``out`` argument of :func:`phase`: a loop whose input and
-    output may be the same array does not vectorise.)
-    """
-    n, batch = cos.shape
-    a = (n + 1) // 2
-    low_bits = n - a
-    h_re, h_im = _half_table(cos, sin, 0, a, 1.0)
-    l_re, l_im = _half_table(cos, sin, a, low_bits, 1.0)
-    mask = (1 << low_bits) - 1
-    for j in range(re.shape[0]):
-        h = j >> low_bits
-        lo = j & mask
-        for b in range(batch):
-            pr = h_re[h, b] * l_re[lo, b] - h_im[h, b] * l_im[lo, b]
-            pi = h_re[h, b] * l_im[lo, b] + h_im[h, b] * l_re[lo, b]
-            xr = re[j, b]
-            xi = im[j, b]
-            out_re[j, b] = pr * xr - pi * xi
-            out_im[j, b] = pr * xi + pi * xr
-
-
-@_jit
 def _signed_sums(sums: Any, bits: int, out: Any, first: int) -> None:
     """out[first + k, b] += sum_h z_k(h) sums[h, b] over the 2^bits rows h, z_k(h) = +1 or
     -1 as bit k of h (the highest first) is clear or set. Signs by branch, not by a float
@@ -170,66 +145,24 @@ def wires(re: Any, im: Any, u_re: Any, u_im: Any, adjoint: bool) -> None:
     :param u_im: their imaginary parts
     :param adjoint: apply U_q^H instead
     """
+    dim, batch = re.shape
     n = u_re.shape[0]
     for q in range(n):
-        _wire(re, im, n, q, _entries(u_re, u_im, q, adjoint))
-
-
-@_jit
-def wires_into(re: Any, im: Any, u_re: Any, u_im: Any, out_re: Any, out_im: Any) -> None:
-    """:func:`wires` (not the adjoints) into other arrays: the first wire reads ``re`` and
-    ``im`` and writes the output, the others work on the output in place."""
-    n = u_re.shape[0]
-    _wire_into(re, im, out_re, out_im, n, 0, _entries(u_re, u_im, 0, False))
-    for q in range(1, n):
-        _wire(out_re, out_im, n, q, _entries(u_re, u_im, q, False))
-
-
-@_jit
-def _entries(u_re: Any, u_im: Any, q: int, adjoint: bool) -> tuple[Any, ...]:
-    """Wire q's unitary (or its adjoint) as 8 real numbers: u00, u01, u10, u11, re and im."""
-    ar, ai, br, bi = u_re[q, 0], u_im[q, 0], u_re[q, 1], u_im[q, 1]
-    cr, ci, dr, di = u_re[q, 2], u_im[q, 2], u_re[q, 3], u_im[q, 3]
-    if adjoint:  # conj(u00), conj(u10); conj(u01), conj(u11)
-        ai, di = -ai, -di
-        br, bi, cr, ci = cr, -ci, br, -bi
-    return ar, ai, br, bi, cr, ci, dr, di
-
-
-@_jit
-def _wire(re: Any, im: Any, n: int, q: int, u: tuple[Any, ...]) -> None:
-    """Apply one 2x2 unitary (8 real numbers, see :func:`_entries`) to wire q, in place."""
-    dim, batch = re.shape
-    ar, ai, br, bi, cr, ci, dr, di = u
-    bit = 1 << (n - 1 - q)
-    for top in range(0, dim, 2 * bit):
-        for j in range(top, top + bit):
-            k = j + bit
-            for b in range(batch):
-                x0r, x0i, x1r, x1i = re[j, b], im[j, b], re[k, b], im[k, b]
-                re[j, b] = ar * x0r - ai * x0i + br * x1r - bi * x1i
-                im[j, b] = ar * x0i + ai * x0r + br * x1i + bi * x1r
-                re[k, b] = cr * x0r - ci * x0i + dr * x1r - di * x1i
-                im[k, b] = cr * x0i + ci * x0r + dr * x1i + di * x1r
-
-
-@_jit
-def _wire_into(
-    re: Any, im: Any, out_re: Any, out_im: Any, n: int, q: int, u: tuple[Any, ...]
-) -> None:
-    """:func:`_wire` from ``re``, ``im`` into ``out_re``, ``out_im``."""
-    dim, batch = re.shape
-    ar, ai, br, bi, cr, ci, dr, di = u
-    bit = 1 << (n - 1 - q)
-    for top in range(0, dim, 2 * bit):
-        for j in range(top, top + bit):
-            k = j + bit
-            for b in range(batch):
-                x0r, x0i, x1r, x1i = re[j, b], im[j, b], re[k, b], im[k, b]
-                out_re[j, b] = ar * x0r - ai * x0i + br * x1r - bi * x1i
-                out_im[j, b] = ar * x0i + ai * x0r + br * x1i + bi * x1r
-                out_re[k, b] = cr * x0r - ci * x0i + dr * x1r - di * x1i
-                out_im[k, b] = cr * x0i + ci * x0r + dr * x1i + di * x1r
+        bit = 1 << (n - 1 - q)
+        ar, ai, br, bi = u_re[q, 0], u_im[q, 0], u_re[q, 1], u_im[q, 1]
+        cr, ci, dr, di = u_re[q, 2], u_im[q, 2], u_re[q, 3], u_im[q, 3]
+        if adjoint:  # conj(u00), conj(u10); conj(u01), conj(u11)
+            ai, di = -ai, -di
+            br, bi, cr, ci = cr, -ci, br, -bi
+        for top in range(0, dim, 2 * bit):
+            for j in range(top, top + bit):
+                k = j + bit
+                for b in range(batch):
+                    x0r, x0i, x1r, x1i = re[j, b], im[j, b], re[k, b], im[k, b]
+                    re[j, b] = ar * x0r - ai * x0i + br * x1r - bi * x1i
+                    im[j, b] = ar * x0i + ai * x0r + br * x1i + bi * x1r
+                    re[k, b] = cr * x0r - ci * x0i + dr * x1r - di * x1i
+                    im[k, b] = cr * x0i + ci * x0r + dr * x1i + di * x1r
 
 
 @_jit
@@ -569,10 +502,8 @@ def compile_all(dtype: Any = np.float32) -> float:
     phi = np.zeros((2, 2), dtype=dtype)
     u = np.zeros((2, 4), dtype=dtype)
     phase(re, im, phi, phi, 1.0)
-    phase_into(re, im, phi, phi, re.copy(), im.copy())
     phase_backward(re, im, re, im, phi, phi)
     wires(re, im, u, u, False)
-    wires_into(re, im, u, u, re.copy(), im.copy())
     wire_traces(re, im, re, im)
     gather(re, im, np.arange(4), np.ones(4, dtype=dtype), np.zeros(4, dtype=dtype))
     readout(re, im, 2)
