@@ -11,6 +11,7 @@ from qrl.circuits import GATES, make_circuit
 from qrl.executors import make_executor
 from qrl.simulator import (
     TorchSimulator,
+    compiled,
     kernels,
     route,
     run_compiled,
@@ -275,6 +276,38 @@ def test_compiled_per_sample_weights_match_general_path(n_qubits, options):
     ref = run_statevector(circuit, inputs, scale, theta)
     assert type(out.grad_fn).__name__ == "CompiledCircuitBackward"
     _assert_same_values_and_gradients(out, ref, tensors)
+
+
+@needs_numba
+def test_compiled_states_are_reused_only_once_free():
+    """The compiled path takes its states from a pool and gives them back when the pass is
+    done: a graph kept for a second backward pass keeps its states, while other passes run
+    in between, and gives the same gradients again."""
+    circuit, weights, inputs = _case("entangled", 5, {}, batch=4, seed=3)
+    scale, theta = weights["input_scale"], weights["theta"]
+    out = run_compiled(circuit, inputs, scale, theta)
+    loss = (out * torch.linspace(-1, 1, out.shape[1], dtype=out.dtype)).sum()
+    first = torch.autograd.grad(loss, [inputs, theta], retain_graph=True)
+    for seed in range(3):  # other passes take and give back states of the same shape
+        _, other, x = _case("entangled", 5, {}, batch=4, seed=10 + seed)
+        run_compiled(circuit, x, other["input_scale"], other["theta"]).sum().backward()
+        with torch.no_grad():
+            run_compiled(circuit, x, other["input_scale"], other["theta"])
+    second = torch.autograd.grad(loss, [inputs, theta])
+    for a, b in zip(first, second, strict=True):
+        assert torch.equal(a, b)
+    assert 0 < compiled.POOL.free_bytes <= compiled.POOL.limit
+
+
+def test_state_pool_keeps_at_most_its_limit():
+    pool = compiled.StatePool(limit=3 * 2 * 8 * 2 * 8)  # three (2, 8, 2) float64 arrays
+    arrays = [pool.take(8, 2, np.float64) for _ in range(5)]
+    assert len({id(a) for a in arrays}) == 5
+    pool.give(*arrays)
+    assert pool.free_bytes == pool.limit
+    again = [pool.take(8, 2, np.float64) for _ in range(4)]
+    assert sum(any(a is b for b in arrays) for a in again) == 3  # three reused, one new
+    assert pool.take(8, 3, np.float64).shape == (2, 8, 3)  # another shape: a new array
 
 
 @needs_numba

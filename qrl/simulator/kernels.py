@@ -212,14 +212,10 @@ def wire_traces(psi_re: Any, psi_im: Any, lam_re: Any, lam_im: Any) -> Any:
 
 
 @_jit
-def gather(re: Any, im: Any, source: Any, ph_re: Any, ph_im: Any) -> Any:
+def gather(re: Any, im: Any, source: Any, ph_re: Any, ph_im: Any, out: Any) -> None:
     """new[i, b] = ph[i] old[source[i], b]: a permutation with phases (an entangler in its
-    frame), into new arrays.
-
-    :return: the new real and imaginary parts, stacked (2, 2^n, batch)
-    """
+    frame), into ``out``: the new real and imaginary parts, stacked (2, 2^n, batch)."""
     dim, batch = re.shape
-    out = np.empty((2, dim, batch), dtype=re.dtype)
     for i in range(dim):
         s = source[i]
         pr, pi = ph_re[i], ph_im[i]
@@ -227,7 +223,6 @@ def gather(re: Any, im: Any, source: Any, ph_re: Any, ph_im: Any) -> Any:
             xr, xi = re[s, b], im[s, b]
             out[0, i, b] = pr * xr - pi * xi
             out[1, i, b] = pr * xi + pi * xr
-    return out
 
 
 @_jit
@@ -273,19 +268,18 @@ def readout(re: Any, im: Any, n: int) -> Any:
 
 
 @_jit
-def readout_backward(re: Any, im: Any, g: Any) -> Any:
+def readout_backward(re: Any, im: Any, g: Any, out: Any) -> None:
     """lambda = sum_q (gX X + gY Y + gZ Z on wire q) psi, per sample, for the gradient g of
-    the frame's expectation values.
+    the frame's expectation values, into ``out``.
 
     Each amplitude's lambda is summed over the wires in a row buffer and written once (one
     pass over the output instead of one per wire).
 
     :param g: (3, n, batch): the gradient of <X~_q>, <Y~_q>, <Z~_q>
-    :return: real and imaginary parts of lambda, stacked (2, 2^n, batch)
+    :param out: the real and imaginary parts of lambda, stacked (2, 2^n, batch)
     """
     dim, batch = re.shape
     n = g.shape[1]
-    out = np.empty((2, dim, batch), dtype=re.dtype)
     acc_re = np.empty(batch, dtype=re.dtype)
     acc_im = np.empty(batch, dtype=re.dtype)
     for j in range(dim):
@@ -308,7 +302,6 @@ def readout_backward(re: Any, im: Any, g: Any) -> Any:
                     acc_im[b] += gz * x0i + gx * x1i - gy * x1r
         out[0, j] = acc_re
         out[1, j] = acc_im
-    return out
 
 
 @_jit
@@ -505,9 +498,10 @@ def compile_all(dtype: Any = np.float32) -> float:
     phase_backward(re, im, re, im, phi, phi)
     wires(re, im, u, u, False)
     wire_traces(re, im, re, im)
-    gather(re, im, np.arange(4), np.ones(4, dtype=dtype), np.zeros(4, dtype=dtype))
+    state = np.empty((2, 4, 2), dtype=dtype)
+    gather(re, im, np.arange(4), np.ones(4, dtype=dtype), np.zeros(4, dtype=dtype), state)
     readout(re, im, 2)
-    readout_backward(re, im, np.zeros((3, 2, 2), dtype=dtype))
+    readout_backward(re, im, np.zeros((3, 2, 2), dtype=dtype), state)
     c = np.ones((1, 2, 4), dtype=np.result_type(dtype, np.complex64))
     index = np.zeros(1, dtype=np.int64)
     shared_unitaries(c, index, c[0, 0], c[0, 0])
