@@ -466,8 +466,8 @@ def frame_values(
     angles = assemble(ops, plan, x, s, t)  # (rows, n, batch)
     batch, sizes = x.shape[0], groups(n)
     matrices = gate_matrices(ops, schedule, angles)
-    wires, tape = _product_prefix(ops, schedule, angles, matrices, record)
-    halves_ = _half_products(wires, n)
+    wires, tape = product_prefix(ops, schedule, angles, matrices, record)
+    halves_ = half_products(wires, n)
     state = halves_[0] if halves_[1] is None else halves_[0][:, None, :] * halves_[1][None]
     state = state.reshape(2**n, -1)
     for step in schedule.steps[schedule.prefix :]:
@@ -498,16 +498,24 @@ def step_angles(angles: Any, step: Phase) -> Any:
     return phi
 
 
-def _product_prefix(
-    ops: Ops, schedule: Schedule, angles: Any, matrices: Any, record: bool
+def product_prefix(
+    ops: Ops,
+    schedule: Schedule,
+    angles: Any,
+    matrices: Any,
+    record: bool,
+    count: int | None = None,
 ) -> tuple[Any, list[tuple[Any, ...]]]:
     """Every wire's vector (n, 2, batch or 1) after the steps before the first entangler,
-    and what their backward pass needs."""
+    and what their backward pass needs.
+
+    :param count: run only this many of those steps (0: the start vectors)
+    """
     n = angles.shape[1]
     wires = ops.zeros((n, 2, 1), angles, complex_=True)
     wires = wires + _const(ops, schedule.wire_start, angles, True)
     tape: list[tuple[Any, ...]] = []
-    for step in schedule.steps[: schedule.prefix]:
+    for step in schedule.steps[: schedule.prefix if count is None else count]:
         if isinstance(step, Phase):
             d = _unit_phase(ops, step_angles(angles, step))  # exp(-i phi / 2), (n, batch)
             wires = wires * ops.xp.stack([d, d.conj()], 1)
@@ -519,7 +527,7 @@ def _product_prefix(
     return wires, tape
 
 
-def _half_products(wires: Any, n: int) -> tuple[Any, Any | None]:
+def half_products(wires: Any, n: int) -> tuple[Any, Any | None]:
     """The product states (2^a, batch) and (2^b, batch) of the two halves' wires."""
     a, b = halves(n)
 
@@ -558,7 +566,7 @@ def frame_backward(ops: Ops, schedule: Schedule, n: int, saved: Any, grad: Any) 
             lam = _gather(ops, lam, step, inverse=True)
     if schedule.prefix:
         g = _wire_gradients(ops, lam, wires, halves_, n)
-        _prefix_backward(ops, schedule, tape[: schedule.prefix], g, d_angles, d_shared, angles)
+        prefix_backward(ops, schedule, tape[: schedule.prefix], g, d_angles, d_shared, angles)
     return d_angles, d_shared
 
 
@@ -569,16 +577,16 @@ def _wire_gradients(ops: Ops, lam: Any, wires: Any, halves_: Any, n: int) -> Any
     wires = wires + ops.zeros((1, 1, batch), wires)
     first, second = halves_
     if second is None:
-        return _contract_wires(ops, lam, wires)
+        return contract_wires(ops, lam, wires)
     a, b = halves(n)
     lam3 = lam.reshape(2**a, 2**b, batch)
     left = (lam3 * second.conj()[None]).sum(1)  # (2^a, batch): the second half contracted
     right = (lam3 * first.conj()[:, None]).sum(0)
-    parts = [_contract_wires(ops, left, wires[:a]), _contract_wires(ops, right, wires[a:])]
+    parts = [contract_wires(ops, left, wires[:a]), contract_wires(ops, right, wires[a:])]
     return ops.xp.concatenate(parts)
 
 
-def _contract_wires(ops: Ops, u: Any, vectors: Any) -> Any:
+def contract_wires(ops: Ops, u: Any, vectors: Any) -> Any:
     """g_q[c] = sum over the other wires' indices of u times their conjugate vectors, for
     u (2^k, batch) and the k wires' vectors (k, 2, batch)."""
     k, _, batch = vectors.shape
@@ -595,7 +603,7 @@ def _contract_wires(ops: Ops, u: Any, vectors: Any) -> Any:
     return ops.xp.stack(out)
 
 
-def _prefix_backward(
+def prefix_backward(
     ops: Ops,
     schedule: Schedule,
     tape: list[tuple[Any, ...]],

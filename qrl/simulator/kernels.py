@@ -226,6 +226,56 @@ def gather(re: Any, im: Any, source: Any, ph_re: Any, ph_im: Any, out: Any) -> N
 
 
 @_jit
+def product_state(h_re: Any, h_im: Any, l_re: Any, l_im: Any, out: Any) -> None:
+    """The Kronecker product of two halves' states, per sample: out[j, b] = h[j // L, b]
+    l[j % L, b] (complex), L the second half's dimension, into ``out`` (2, 2^n, batch): the
+    real and imaginary parts.
+
+    :param h_re: real parts of the first half's state (2^a, batch)
+    :param h_im: its imaginary parts
+    :param l_re: real parts of the second half's state (2^b, batch)
+    :param l_im: its imaginary parts
+    """
+    low = l_re.shape[0]
+    batch = out.shape[2]
+    for j in range(out.shape[1]):
+        h = j // low
+        lo = j - h * low
+        for b in range(batch):
+            hr, hi, lr, li = h_re[h, b], h_im[h, b], l_re[lo, b], l_im[lo, b]
+            out[0, j, b] = hr * lr - hi * li
+            out[1, j, b] = hr * li + hi * lr
+
+
+@_jit
+def half_contractions(
+    lam_re: Any, lam_im: Any, h_re: Any, h_im: Any, l_re: Any, l_im: Any
+) -> tuple[Any, Any]:
+    """lambda contracted with each half of a product state h x l, per sample:
+    left[h, b] = sum_lo lam[h L + lo, b] conj(l[lo, b]) and right[lo, b] = sum_h
+    lam[h L + lo, b] conj(h[h, b]), in one pass over lambda.
+
+    :return: left and right, real and imaginary parts stacked: (2, 2^a, batch), (2, 2^b, batch)
+    """
+    high, batch = h_re.shape
+    low = l_re.shape[0]
+    left = np.zeros((2, high, batch), dtype=lam_re.dtype)
+    right = np.zeros((2, low, batch), dtype=lam_re.dtype)
+    for h in range(high):
+        for lo in range(low):
+            j = h * low + lo
+            for b in range(batch):
+                xr, xi = lam_re[j, b], lam_im[j, b]
+                lr, li = l_re[lo, b], l_im[lo, b]
+                hr, hi = h_re[h, b], h_im[h, b]
+                left[0, h, b] += xr * lr + xi * li
+                left[1, h, b] += xi * lr - xr * li
+                right[0, lo, b] += xr * hr + xi * hi
+                right[1, lo, b] += xi * hr - xr * hi
+    return left, right
+
+
+@_jit
 def readout(re: Any, im: Any, n: int) -> Any:
     """<X~_q>, <Y~_q>, <Z~_q> of every wire in the state's frame: (3, n, batch).
 
@@ -500,6 +550,8 @@ def compile_all(dtype: Any = np.float32) -> float:
     wire_traces(re, im, re, im)
     state = np.empty((2, 4, 2), dtype=dtype)
     gather(re, im, np.arange(4), np.ones(4, dtype=dtype), np.zeros(4, dtype=dtype), state)
+    product_state(re[:2], im[:2], re[:2], im[:2], state)
+    half_contractions(re, im, re[:2], im[:2], re[:2], im[:2])
     readout(re, im, 2)
     readout_backward(re, im, np.zeros((3, 2, 2), dtype=dtype), state)
     c = np.ones((1, 2, 4), dtype=np.result_type(dtype, np.complex64))
