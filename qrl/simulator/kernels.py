@@ -318,40 +318,61 @@ def readout(re: Any, im: Any, n: int) -> Any:
 
 
 @_jit
+def _z_table(g: Any, first: int, count: int) -> Any:
+    """T[h, b] = sum over wires q in [first, first + count) of z_q(h) g[q, b], (2^count,
+    batch), h running over those wires' bits (wire first the highest)."""
+    batch = g.shape[1]
+    table = np.zeros((1, batch), dtype=g.dtype)
+    for q in range(first, first + count):
+        m = table.shape[0]
+        new = np.empty((2 * m, batch), dtype=g.dtype)
+        for h in range(m):
+            for b in range(batch):
+                new[2 * h, b] = table[h, b] + g[q, b]
+                new[2 * h + 1, b] = table[h, b] - g[q, b]
+        table = new
+    return table
+
+
+@_jit
 def readout_backward(re: Any, im: Any, g: Any, out: Any) -> None:
     """lambda = sum_q (gX X + gY Y + gZ Z on wire q) psi, per sample, for the gradient g of
     the frame's expectation values, into ``out``.
 
-    Each amplitude's lambda is summed over the wires in a row buffer and written once (one
-    pass over the output instead of one per wire).
+    The Z terms are diagonal, sum_q z_q(j) gZ_q: one factor per amplitude from two half
+    tables. The X and Y terms of each amplitude are summed over the wires in place (one pass
+    over the output instead of one per wire).
 
     :param g: (3, n, batch): the gradient of <X~_q>, <Y~_q>, <Z~_q>
     :param out: the real and imaginary parts of lambda, stacked (2, 2^n, batch)
     """
     dim, batch = re.shape
     n = g.shape[1]
-    acc_re = np.empty(batch, dtype=re.dtype)
-    acc_im = np.empty(batch, dtype=re.dtype)
+    a = (n + 1) // 2
+    low_bits = n - a
+    mask = (1 << low_bits) - 1
+    z_high = _z_table(g[2], 0, a)
+    z_low = _z_table(g[2], a, low_bits)
     for j in range(dim):
-        acc_re[:] = 0
-        acc_im[:] = 0
+        h = j >> low_bits
+        lo = j & mask
+        for b in range(batch):
+            d = z_high[h, b] + z_low[lo, b]
+            out[0, j, b] = d * re[j, b]
+            out[1, j, b] = d * im[j, b]
         for q in range(n):
             bit = 1 << (n - 1 - q)
             k = j ^ bit
-            if j & bit:  # the |1> amplitude: (gX + i gY) psi_0 - gZ psi_1
+            if j & bit:  # the |1> amplitude: (gX + i gY) psi_0
                 for b in range(batch):
-                    gx, gy, gz = g[0, q, b], g[1, q, b], g[2, q, b]
-                    x0r, x0i, x1r, x1i = re[k, b], im[k, b], re[j, b], im[j, b]
-                    acc_re[b] += gx * x0r - gy * x0i - gz * x1r
-                    acc_im[b] += gx * x0i + gy * x0r - gz * x1i
-            else:  # the |0> amplitude: gZ psi_0 + (gX - i gY) psi_1
+                    gx, gy, xr, xi = g[0, q, b], g[1, q, b], re[k, b], im[k, b]
+                    out[0, j, b] += gx * xr - gy * xi
+                    out[1, j, b] += gx * xi + gy * xr
+            else:  # the |0> amplitude: (gX - i gY) psi_1
                 for b in range(batch):
-                    gx, gy, gz = g[0, q, b], g[1, q, b], g[2, q, b]
-                    x0r, x0i, x1r, x1i = re[j, b], im[j, b], re[k, b], im[k, b]
-                    acc_re[b] += gz * x0r + gx * x1r + gy * x1i
-                    acc_im[b] += gz * x0i + gx * x1i - gy * x1r
-        out[0, j] = acc_re
-        out[1, j] = acc_im
+                    gx, gy, xr, xi = g[0, q, b], g[1, q, b], re[k, b], im[k, b]
+                    out[0, j, b] += gx * xr + gy * xi
+                    out[1, j, b] += gx * xi - gy * xr
 
 
 @_jit
