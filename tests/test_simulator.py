@@ -279,21 +279,25 @@ def test_compiled_per_sample_weights_match_general_path(n_qubits, options):
 
 
 @needs_numba
+@pytest.mark.parametrize("batch", [1, 3])
 @pytest.mark.parametrize("prefix", [True, False])
 @pytest.mark.parametrize(("n_qubits", "options"), FRAME_CASES)
-def test_compiled_product_prefix_matches_general_path(n_qubits, options, prefix, monkeypatch):
+def test_compiled_product_prefix_matches_general_path(
+    n_qubits, options, prefix, batch, monkeypatch
+):
     """The compiled path runs the steps before the first entangler on one vector per wire
     from 11 qubits (or many amplitudes) on: both ways, at every size, against the general
-    state-vector path, values and every gradient."""
+    state-vector path, values and every gradient; one sample (the readout's own loops) and
+    several."""
     monkeypatch.setattr(compiled, "PREFIX_QUBITS", 1 if prefix else 99)
     monkeypatch.setattr(compiled, "PREFIX_AMPLITUDES", 1 if prefix else 1 << 60)
-    circuit, weights, inputs = _case("entangled", n_qubits, options, batch=3, seed=n_qubits + 1)
+    circuit, weights, inputs = _case("entangled", n_qubits, options, batch=batch, seed=n_qubits + 1)
     scale = weights.get("input_scale")
     tensors = [t for t in (inputs, scale, weights["theta"]) if t is not None]
     out = run_compiled(circuit, inputs, scale, weights["theta"])
     ref = run_statevector(circuit, inputs, scale, weights["theta"])
     _assert_same_values_and_gradients(out, ref, tensors)
-    assert compiled._product_prefix(n_qubits, 3, False) is prefix
+    assert compiled._product_prefix(n_qubits, batch, False) is prefix
 
 
 @needs_numba

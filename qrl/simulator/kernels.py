@@ -300,8 +300,19 @@ def readout(re: Any, im: Any, n: int) -> Any:
     _signed_sums(cols, low_bits, out[2], a)
     acc_x = np.empty(batch, dtype=re.dtype)
     acc_y = np.empty(batch, dtype=re.dtype)
+    zero = re[0, 0] - re[0, 0]  # of the arrays' dtype
     for q in range(n):
         bit = 1 << (n - 1 - q)
+        if batch == 1:  # one sample: sums over contiguous runs of amplitudes (vectorised)
+            sx = sy = zero
+            for top in range(0, dim, 2 * bit):
+                for j in range(top, top + bit):
+                    k = j + bit
+                    sx += re[j, 0] * re[k, 0] + im[j, 0] * im[k, 0]
+                    sy += re[j, 0] * im[k, 0] - im[j, 0] * re[k, 0]
+            out[0, q, 0] = sx + sx
+            out[1, q, 0] = sy + sy
+            continue
         acc_x[:] = 0
         acc_y[:] = 0
         for top in range(0, dim, 2 * bit):
@@ -335,6 +346,30 @@ def _z_table(g: Any, first: int, count: int) -> Any:
 
 
 @_jit
+def _readout_backward_one(re: Any, im: Any, g: Any, z_high: Any, z_low: Any, out: Any) -> None:
+    """:func:`readout_backward` for one sample, a pass per wire over contiguous runs."""
+    dim = re.shape[0]
+    n = g.shape[1]
+    low_bits = n - (n + 1) // 2
+    mask = (1 << low_bits) - 1
+    for j in range(dim):
+        d = z_high[j >> low_bits, 0] + z_low[j & mask, 0]
+        out[0, j, 0] = d * re[j, 0]
+        out[1, j, 0] = d * im[j, 0]
+    for q in range(n):
+        bit = 1 << (n - 1 - q)
+        gx, gy = g[0, q, 0], g[1, q, 0]
+        for top in range(0, dim, 2 * bit):
+            for j in range(top, top + bit):
+                k = j + bit
+                x0r, x0i, x1r, x1i = re[j, 0], im[j, 0], re[k, 0], im[k, 0]
+                out[0, j, 0] += gx * x1r + gy * x1i  # (gX - i gY) psi_1
+                out[1, j, 0] += gx * x1i - gy * x1r
+                out[0, k, 0] += gx * x0r - gy * x0i  # (gX + i gY) psi_0
+                out[1, k, 0] += gx * x0i + gy * x0r
+
+
+@_jit
 def readout_backward(re: Any, im: Any, g: Any, out: Any) -> None:
     """lambda = sum_q (gX X + gY Y + gZ Z on wire q) psi, per sample, for the gradient g of
     the frame's expectation values, into ``out``.
@@ -353,6 +388,9 @@ def readout_backward(re: Any, im: Any, g: Any, out: Any) -> None:
     mask = (1 << low_bits) - 1
     z_high = _z_table(g[2], 0, a)
     z_low = _z_table(g[2], a, low_bits)
+    if batch == 1:  # one sample: wire by wire over contiguous runs of amplitudes (vectorised)
+        _readout_backward_one(re, im, g, z_high, z_low, out)
+        return
     for j in range(dim):
         h = j >> low_bits
         lo = j & mask
