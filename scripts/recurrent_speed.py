@@ -2,10 +2,11 @@
 
 Builds each agent from its preset (as ``qrl train`` does) and times ``learn`` over the same
 number of steps, in interleaved rounds, one thread (PyTorch's and NumPy's BLAS, as training
-runs). Agents: ``qfwp``, ``qfwp (entangled)`` (its circuit with a CNOT ring), ``lstm`` (qrl's
-LSTMPolicy, one LSTM call per minibatch), the same LSTM on sb3-contrib's stock
-``MlpLstmPolicy`` (which loops over time whenever a sequence starts an episode), and the
-memoryless ``unentangled`` agent on PPO.
+runs). Agents: ``qfwp``, ``qfwp (shared critic)`` (one cell, the critic reading the actor's),
+``qfwp (entangled)`` (its circuit with a CNOT ring), ``lstm`` (qrl's LSTMPolicy, one LSTM
+call per minibatch), the same LSTM on sb3-contrib's stock ``MlpLstmPolicy`` (which loops
+over time whenever a sequence starts an episode), and the memoryless ``unentangled`` agent
+on PPO.
 
     python scripts/recurrent_speed.py --steps 12288 --rounds 3
 
@@ -33,15 +34,20 @@ from qrl.threads import limited_threads
 
 AGENTS = (
     "qfwp",
+    "qfwp (shared critic)",
     "qfwp (entangled)",
     "lstm",
     "lstm (sb3-contrib MlpLstmPolicy)",
     "unentangled",
 )
-# Agents that are a preset with overrides: the fast weight programmer on an entangled circuit
-# (a CNOT ring after each layer, as in Chen's original), on the compiled path where Numba is
-# installed.
-VARIANTS = {"qfwp (entangled)": ("qfwp", ["policy.circuit=entangled"])}
+# Agents that are a preset with overrides: the fast weight programmer whose critic reads the
+# actor's cell (one cell instead of two: what the second cell costs), and on an entangled
+# circuit (a CNOT ring after each layer, as in Chen's original), on the compiled path where
+# Numba is installed.
+VARIANTS = {
+    "qfwp (shared critic)": ("qfwp", ["policy.critic_programmer=shared"]),
+    "qfwp (entangled)": ("qfwp", ["policy.circuit=entangled"]),
+}
 
 
 def steps_per_second(agent: str, env: str, steps: int) -> float:
