@@ -5,16 +5,23 @@ circuit: the frame path's circuits) or one set per sample (the fast weight progr
 the schedule of :mod:`~qrl.simulator.frame` (encodings as phases in a moving frame, the
 shared gates as one unitary per wire, entanglers as permutations with phases), run by the
 kernels of :mod:`~qrl.simulator.kernels` on the state's real and imaginary parts instead of a
-few hundred small NumPy calls. Each wire's unitary is applied on its own (two complex products per
-amplitude and wire, vectorised over the batch) rather than as Kronecker products of groups.
-The state starts as the full product state, so every step, the first layer's included, is
-one kernel call, and the backward pass mirrors the forward pass step by step:
+few hundred small NumPy calls. Each wire's unitary is applied on its own (two complex
+products per amplitude and wire, vectorised over the batch) rather than as Kronecker products
+of groups. The steps before the first entangler run on one vector per wire (the frame path's
+product prefix) from 11 qubits or 2^17 amplitudes, where that saves more than its NumPy calls
+cost; the state starts as the Kronecker product of the wires' vectors, and every later step
+is one kernel call. The backward pass mirrors the forward pass step by step:
 
 - a phase step: the angles' gradient and lambda times the conjugate phase in one call;
 - a shared step: the partial traces tau_q of sum_b psi lambda^H in one call, the gradient of
   each gate from them, lambda through U^H (with per-sample weights: the unitaries, traces and
   gradients per sample);
-- an entangler: the inverse permutation.
+- an entangler: the inverse permutation;
+- the product prefix: lambda contracted with each half of the product state, then the
+  frame path's per-wire backward steps.
+
+States come from :data:`POOL` and go back to it when their pass, or the autograd node that
+saved them, is done.
 
 Numba is an optional dependency (``pip install "qrl-quantum-rl[fast]"``): without it, or for
 tensors off the CPU, :func:`run_compiled` is the frame path (the state-vector path for
@@ -91,7 +98,7 @@ class Saved:
     """What a recorded forward pass keeps for the backward pass; its states go back to
     :data:`POOL` when it is freed (with the autograd node that holds it)."""
 
-    __slots__ = ("__weakref__", "angles", "halves", "im", "matrices", "prefix", "re", "tape")
+    __slots__ = ("__weakref__", "angles", "im", "matrices", "prefix", "re", "tape")
 
     def __init__(
         self,
@@ -103,7 +110,7 @@ class Saved:
         kept: list[np.ndarray],
     ) -> None:
         self.angles, self.matrices, self.tape = angles, matrices, tape
-        self.prefix = prefix  # the product prefix: wires, their tape, the halves' states
+        self.prefix = prefix  # the product prefix: its steps, wires, their tape, the halves
         self.re, self.im = state[0], state[1]
         weakref.finalize(self, POOL.give, state, *kept)
 
