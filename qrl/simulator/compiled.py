@@ -110,7 +110,9 @@ class Saved:
         kept: list[np.ndarray],
     ) -> None:
         self.angles, self.matrices, self.tape = angles, matrices, tape
-        self.prefix = prefix  # the product prefix: its steps, wires, their tape, the halves
+        # the product prefix: its step count, the wires' vectors, their tape, and the two
+        # halves' product states as real and imaginary parts (2^k, batch)
+        self.prefix = prefix
         self.re, self.im = state[0], state[1]
         weakref.finalize(self, POOL.give, state, *kept)
 
@@ -225,9 +227,10 @@ def compiled_values(
     count = schedule.prefix if _product_prefix(schedule.n, batch, per_sample) else 0
     pairs = None if matrices is None or per_sample else matrices.reshape(*matrices.shape[:2], 2, 2)
     wires, prefix_tape = frame.product_prefix(OPS, schedule, angles, pairs, record, count)
-    halves = frame.half_products(wires, schedule.n)
+    first, second = frame.half_products(wires, schedule.n)
+    halves = (*_parts(first, batch, dtype), *_parts(second, batch, dtype))  # real, imaginary
     state = POOL.take(dim, batch, dtype)
-    kernels.product_state(*_parts(halves[0], batch, dtype), *_parts(halves[1], batch, dtype), state)
+    kernels.product_state(*halves, state)
     re, im = state
     tape: list[tuple[Any, ...]] = []
     kept: list[np.ndarray] = []  # the states the tape holds
@@ -273,16 +276,15 @@ def compiled_values(
     return out, Saved(angles, matrices, prefix, tape, state, kept)
 
 
-def _wire_gradients(lam: np.ndarray, wires: Any, halves: Any, n: int) -> Any:
+def _wire_gradients(lam: np.ndarray, wires: Any, halves: tuple[np.ndarray, ...], n: int) -> Any:
     """The gradient of each wire's conjugate vector at the end of the product prefix,
     (n, 2, batch): lambda (2, 2^n, batch) contracted with the other wires' vectors."""
-    batch, dtype = lam.shape[2], lam.dtype
+    batch = lam.shape[2]
     wires = wires + np.zeros((1, 1, batch), wires.dtype)
-    if halves[1] is None:  # one wire
+    if n == 1:
         return frame.contract_wires(OPS, lam[0] + 1j * lam[1], wires)
-    first, second = _parts(halves[0], batch, dtype), _parts(halves[1], batch, dtype)
-    left, right = kernels.half_contractions(lam[0], lam[1], *first, *second)
-    a = len(halves[0]).bit_length() - 1
+    left, right = kernels.half_contractions(lam[0], lam[1], *halves)
+    a, _ = statevector.halves(n)
     return np.concatenate(
         [
             frame.contract_wires(OPS, left[0] + 1j * left[1], wires[:a]),
